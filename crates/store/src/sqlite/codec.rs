@@ -1,0 +1,201 @@
+//! Text encodings of ids, times and JSON in SQLite, and row readers.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::rows::{LabelMoveRow, LabelRow, PromptRow, PromptTypeRow, TemplateRow, VersionRow};
+
+/// Fixed-width RFC 3339 in UTC with microseconds: text order is time order.
+pub(super) fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.fZ")
+        .map(|n| n.and_utc())
+        .map_err(|e| StoreError::corrupt(format!("timestamp {s:?}: {e}")))
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| StoreError::corrupt(format!("id {s:?}: {e}")))
+}
+
+fn parse_json(s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::corrupt(format!("json: {e}")))
+}
+
+/// Typed column access with corrupt-data errors.
+pub(super) trait Col {
+    fn text(&self, col: &str) -> Result<String>;
+    fn text_opt(&self, col: &str) -> Result<Option<String>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn int_opt(&self, col: &str) -> Result<Option<i64>>;
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        parse_uuid(&self.text(col)?)
+    }
+    fn uuid_opt(&self, col: &str) -> Result<Option<Uuid>> {
+        self.text_opt(col)?.as_deref().map(parse_uuid).transpose()
+    }
+    fn time(&self, col: &str) -> Result<DateTime<Utc>> {
+        parse_ts(&self.text(col)?)
+    }
+    fn time_opt(&self, col: &str) -> Result<Option<DateTime<Utc>>> {
+        self.text_opt(col)?.as_deref().map(parse_ts).transpose()
+    }
+    fn json(&self, col: &str) -> Result<Value> {
+        parse_json(&self.text(col)?)
+    }
+    fn json_opt(&self, col: &str) -> Result<Option<Value>> {
+        self.text_opt(col)?.as_deref().map(parse_json).transpose()
+    }
+}
+
+impl Col for SqliteRow {
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.try_get::<String, _>(col)?)
+    }
+    fn text_opt(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get::<Option<String>, _>(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get::<i64, _>(col)?)
+    }
+    fn int_opt(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get::<Option<i64>, _>(col)?)
+    }
+}
+
+pub(super) const TYPE_COLS: &str = "id, key, name, schema, created_at, updated_at, revision";
+
+pub(super) fn prompt_type(r: &SqliteRow) -> Result<PromptTypeRow> {
+    Ok(PromptTypeRow {
+        id: r.uuid("id")?,
+        key: r.text("key")?,
+        name: r.text("name")?,
+        schema: r.json_opt("schema")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time_opt("updated_at")?,
+        revision: r.int("revision")?,
+    })
+}
+
+/// Template columns; the query must join `prompt_type pt`.
+pub(super) const TEMPLATE_COLS: &str = "t.id, t.prompt_type_id, pt.key AS type_key, t.name, \
+    t.description, t.long_description_markdown, t.creator_id, t.owner_id, t.tags, \
+    t.security_classification, t.created_at, t.updated_at, t.revision, t.latest_seq, \
+    t.latest_version";
+
+pub(super) fn template(r: &SqliteRow) -> Result<TemplateRow> {
+    let tags: Vec<String> = serde_json::from_value(r.json("tags")?)
+        .map_err(|e| StoreError::corrupt(format!("tags: {e}")))?;
+    Ok(TemplateRow {
+        id: r.uuid("id")?,
+        prompt_type_id: r.uuid("prompt_type_id")?,
+        type_key: r.text("type_key")?,
+        name: r.text("name")?,
+        description: r.text_opt("description")?,
+        long_description_markdown: r.text_opt("long_description_markdown")?,
+        creator_id: r.uuid_opt("creator_id")?,
+        owner_id: r.uuid_opt("owner_id")?,
+        tags,
+        security_classification: r.text("security_classification")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time_opt("updated_at")?,
+        revision: r.int("revision")?,
+        latest_seq: r.int("latest_seq")?,
+        latest_version: r.text("latest_version")?,
+    })
+}
+
+/// Version columns, prefixed `v_` so they can sit beside template columns.
+pub(super) const VERSION_COLS: &str = "v.id AS v_id, v.template_id AS v_template_id, \
+    v.seq AS v_seq, v.version AS v_version, v.status AS v_status, v.kind AS v_kind, \
+    v.template_text AS v_template_text, v.messages AS v_messages, \
+    v.parameter_schema AS v_parameter_schema, v.config AS v_config, \
+    v.content_hash AS v_content_hash, v.author_id AS v_author_id, \
+    v.change_description AS v_change_description, v.bump AS v_bump, \
+    v.restored_from AS v_restored_from, v.created_at AS v_created_at, \
+    v.updated_at AS v_updated_at, v.revision AS v_revision";
+
+pub(super) fn version(r: &SqliteRow) -> Result<VersionRow> {
+    Ok(VersionRow {
+        id: r.uuid("v_id")?,
+        template_id: r.uuid("v_template_id")?,
+        seq: r.int("v_seq")?,
+        version: r.text("v_version")?,
+        status: r.text("v_status")?,
+        kind: r.text("v_kind")?,
+        template_text: r.text_opt("v_template_text")?,
+        messages: r.json_opt("v_messages")?,
+        parameter_schema: r.json("v_parameter_schema")?,
+        config: r.json("v_config")?,
+        content_hash: r.text("v_content_hash")?,
+        author_id: r.uuid_opt("v_author_id")?,
+        change_description: r.text_opt("v_change_description")?,
+        bump: r.text_opt("v_bump")?,
+        restored_from: r.int_opt("v_restored_from")?,
+        created_at: r.time("v_created_at")?,
+        updated_at: r.time_opt("v_updated_at")?,
+        revision: r.int("v_revision")?,
+    })
+}
+
+pub(super) fn label(r: &SqliteRow) -> Result<LabelRow> {
+    Ok(LabelRow {
+        name: r.text("name")?,
+        version_seq: r.int("seq")?,
+        version_id: r.uuid("version_id")?,
+        updated_at: r.time("updated_at")?,
+        updated_by: r.uuid_opt("updated_by")?,
+        revision: r.int("revision")?,
+    })
+}
+
+pub(super) fn label_move(r: &SqliteRow) -> Result<LabelMoveRow> {
+    Ok(LabelMoveRow {
+        label: r.text("label")?,
+        from_seq: r.int_opt("from_seq")?,
+        to_seq: r.int_opt("to_seq")?,
+        at: r.time("at")?,
+        by: r.uuid_opt("by_user")?,
+    })
+}
+
+pub(super) fn prompt(r: &SqliteRow) -> Result<PromptRow> {
+    Ok(PromptRow {
+        id: r.uuid("id")?,
+        template_id: r.uuid_opt("prompt_template_id")?,
+        prompt_type_id: r.uuid_opt("prompt_type_id")?,
+        version_id: r.uuid_opt("version_id")?,
+        version_seq: r.int_opt("version_seq")?,
+        data: r.json_opt("data")?,
+        prompt_text: r.text_opt("prompt_text")?,
+        sender_id: r.uuid_opt("sender_id")?,
+        created_at: r.time("created_at")?,
+        session_id: r.text_opt("session_id")?,
+        request_id: r.text_opt("request_id")?,
+        agent_id: r.text_opt("agent_id")?,
+        deployment_model: r.text("deployment_model")?,
+        outcome: r.text_opt("outcome")?,
+        outcome_detail: r.text_opt("outcome_detail")?,
+        outcome_at: r.time_opt("outcome_at")?,
+    })
+}
+
+/// Maps a unique violation to "already exists"; passes other errors on.
+pub(super) fn unique(err: sqlx::Error, what: &'static str, name: &str) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+    {
+        return crate::Conflict::AlreadyExists {
+            what,
+            name: name.to_owned(),
+        }
+        .into();
+    }
+    err.into()
+}

@@ -1,0 +1,314 @@
+//! The SQLite backend: one file in the data directory, WAL journal.
+//!
+//! Writes go through a pool of one connection, so write transactions never
+//! contend for SQLite's single writer lock (no `SQLITE_BUSY` on lock
+//! upgrade); reads use a separate pool and see committed snapshots.
+
+mod catalog;
+mod codec;
+mod usage;
+mod versions;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use promptvault_core::model::{Label, LabelMove, PromptRecord, PromptType, Template, Version};
+use promptvault_core::{
+    ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName,
+    UserId, VersionStatus,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use tokio::sync::broadcast;
+
+use crate::error::{Result, StoreError};
+use crate::store::{Backend, Store};
+use crate::types::{
+    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser,
+    NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter,
+    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector,
+};
+use crate::StoreOptions;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    changes: broadcast::Sender<ChangeNotice>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub async fn open(path: &str, options: &StoreOptions) -> Result<Self> {
+        if path.is_empty() || path.contains(":memory:") || path.starts_with("file::memory") {
+            return Err(StoreError::Setup(
+                "an in-memory SQLite database is not supported: give a file path".into(),
+            ));
+        }
+        let path = Path::new(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Setup(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        let connect = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(StoreError::Database)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await?;
+        let (changes, _) = broadcast::channel(1024);
+        Ok(Self {
+            writer,
+            reader,
+            changes,
+        })
+    }
+
+    fn notify(&self, template: Option<&TemplateName>) {
+        // No receivers is fine: nobody caches yet.
+        let _ = self.changes.send(ChangeNotice {
+            template: template.cloned(),
+        });
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ChangeNotice> {
+        self.changes.subscribe()
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
+        self.bootstrap_admin_impl(user, key).await
+    }
+
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+        self.find_api_key_impl(prefix).await
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>> {
+        self.get_user_impl(id).await
+    }
+
+    async fn create_prompt_type(&self, new: NewPromptType, at: DateTime<Utc>) -> Result<PromptType> {
+        let t = self.create_prompt_type_impl(new, at).await?;
+        self.notify(None);
+        Ok(t)
+    }
+
+    async fn get_prompt_type(&self, key: &PromptTypeKey) -> Result<Option<PromptType>> {
+        self.get_prompt_type_impl("key", key.as_str()).await
+    }
+
+    async fn get_prompt_type_by_id(&self, id: PromptTypeId) -> Result<Option<PromptType>> {
+        self.get_prompt_type_impl("id", &id.to_string()).await
+    }
+
+    async fn list_prompt_types(&self) -> Result<Vec<PromptType>> {
+        self.list_prompt_types_impl().await
+    }
+
+    async fn update_prompt_type(
+        &self,
+        key: &PromptTypeKey,
+        expect: Expect,
+        patch: PromptTypePatch,
+        at: DateTime<Utc>,
+    ) -> Result<PromptType> {
+        let t = self.update_prompt_type_impl(key, expect, patch, at).await?;
+        self.notify(None);
+        Ok(t)
+    }
+
+    async fn delete_prompt_type(&self, key: &PromptTypeKey, expect: Expect) -> Result<()> {
+        self.delete_prompt_type_impl(key, expect).await?;
+        self.notify(None);
+        Ok(())
+    }
+
+    async fn create_template(
+        &self,
+        new: NewTemplate,
+        first: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<(Template, Version)> {
+        let created = self.create_template_impl(new, first, at).await?;
+        self.notify(Some(&created.0.name));
+        Ok(created)
+    }
+
+    async fn get_template(&self, name: &TemplateName) -> Result<Option<Template>> {
+        self.get_template_impl(name).await
+    }
+
+    async fn update_template(
+        &self,
+        name: &TemplateName,
+        expect: Expect,
+        patch: TemplatePatch,
+        at: DateTime<Utc>,
+    ) -> Result<Template> {
+        let t = self.update_template_impl(name, expect, patch, at).await?;
+        self.notify(Some(name));
+        Ok(t)
+    }
+
+    async fn delete_template(&self, name: &TemplateName, expect: Expect) -> Result<()> {
+        self.delete_template_impl(name, expect).await?;
+        self.notify(Some(name));
+        Ok(())
+    }
+
+    async fn list_templates(&self, filter: &TemplateFilter, page: &PageRequest) -> Result<Page<Template>> {
+        self.list_templates_impl(filter, page).await
+    }
+
+    async fn create_version(
+        &self,
+        template: TemplateId,
+        base_seq: u32,
+        new: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<Version> {
+        let (name, v) = self.create_version_impl(template, base_seq, new, at).await?;
+        self.notify(Some(&name));
+        Ok(v)
+    }
+
+    async fn update_draft(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        new: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<Version> {
+        let (name, v) = self.update_draft_impl(template, seq, expect, new, at).await?;
+        self.notify(Some(&name));
+        Ok(v)
+    }
+
+    async fn delete_draft(&self, template: TemplateId, seq: u32, expect: Expect) -> Result<()> {
+        let name = self.delete_draft_impl(template, seq, expect).await?;
+        self.notify(Some(&name));
+        Ok(())
+    }
+
+    async fn set_version_status(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        status: VersionStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Version> {
+        let (name, v) = self.set_version_status_impl(template, seq, expect, status, at).await?;
+        self.notify(Some(&name));
+        Ok(v)
+    }
+
+    async fn get_version(&self, template: TemplateId, selector: &VersionSelector) -> Result<Option<Version>> {
+        self.get_version_impl(template, selector).await
+    }
+
+    async fn resolve(
+        &self,
+        name: &TemplateName,
+        selector: &VersionSelector,
+    ) -> Result<Option<(Template, Version)>> {
+        self.resolve_impl(name, selector).await
+    }
+
+    async fn list_versions(&self, template: TemplateId, page: &PageRequest) -> Result<Page<Version>> {
+        self.list_versions_impl(template, page).await
+    }
+
+    async fn set_label(
+        &self,
+        template: TemplateId,
+        label: &LabelName,
+        seq: u32,
+        expect: Expect,
+        by: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Label> {
+        let (name, l) = self.set_label_impl(template, label, seq, expect, by, at).await?;
+        self.notify(Some(&name));
+        Ok(l)
+    }
+
+    async fn delete_label(
+        &self,
+        template: TemplateId,
+        label: &LabelName,
+        expect: Expect,
+        by: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let name = self.delete_label_impl(template, label, expect, by, at).await?;
+        self.notify(Some(&name));
+        Ok(())
+    }
+
+    async fn list_labels(&self, template: TemplateId) -> Result<Vec<Label>> {
+        self.list_labels_impl(template).await
+    }
+
+    async fn label_history(
+        &self,
+        template: TemplateId,
+        label: Option<&LabelName>,
+        limit: u32,
+    ) -> Result<Vec<LabelMove>> {
+        self.label_history_impl(template, label, limit).await
+    }
+
+    async fn record_usage(&self, events: Vec<UsageEvent>) -> Result<Vec<OutcomeResult>> {
+        self.record_usage_impl(events).await
+    }
+
+    async fn get_prompt(&self, id: PromptId) -> Result<Option<PromptRecord>> {
+        self.get_prompt_impl(id).await
+    }
+
+    async fn template_metrics(&self, template: TemplateId) -> Result<TemplateMetrics> {
+        self.template_metrics_impl(template).await
+    }
+}

@@ -1,0 +1,179 @@
+//! The port every backend implements.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use promptvault_core::model::{Label, LabelMove, PromptRecord, PromptType, Template, Version};
+use promptvault_core::{
+    ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName,
+    UserId, VersionStatus,
+};
+use tokio::sync::broadcast;
+
+use crate::error::Result;
+use crate::types::{
+    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser,
+    NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter,
+    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector,
+};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Persistence for the registry. Every method that writes does so in one
+/// transaction; conditional writes take an [`Expect`] and fail with
+/// [`crate::StoreError::Stale`] rather than overwrite a newer row.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Notices of committed changes, from this process and (PostgreSQL)
+    /// from every other process sharing the database.
+    fn subscribe(&self) -> broadcast::Receiver<ChangeNotice>;
+
+    /// Closes connections after pending work.
+    async fn close(&self);
+
+    // --- users and keys -------------------------------------------------
+
+    /// Creates the first user and key if no key exists yet; `false` when
+    /// keys already exist (nothing is written then).
+    async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool>;
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()>;
+    async fn get_user(&self, id: UserId) -> Result<Option<User>>;
+
+    // --- prompt types ---------------------------------------------------
+
+    async fn create_prompt_type(&self, new: NewPromptType, at: DateTime<Utc>) -> Result<PromptType>;
+    async fn get_prompt_type(&self, key: &PromptTypeKey) -> Result<Option<PromptType>>;
+    async fn get_prompt_type_by_id(&self, id: PromptTypeId) -> Result<Option<PromptType>>;
+    async fn list_prompt_types(&self) -> Result<Vec<PromptType>>;
+    async fn update_prompt_type(
+        &self,
+        key: &PromptTypeKey,
+        expect: Expect,
+        patch: PromptTypePatch,
+        at: DateTime<Utc>,
+    ) -> Result<PromptType>;
+    /// Refused with [`crate::Conflict::InUse`] while templates have this type.
+    async fn delete_prompt_type(&self, key: &PromptTypeKey, expect: Expect) -> Result<()>;
+
+    // --- templates ------------------------------------------------------
+
+    /// Creates a template with its first version (sequence 1).
+    async fn create_template(
+        &self,
+        new: NewTemplate,
+        first: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<(Template, Version)>;
+    async fn get_template(&self, name: &TemplateName) -> Result<Option<Template>>;
+    async fn update_template(
+        &self,
+        name: &TemplateName,
+        expect: Expect,
+        patch: TemplatePatch,
+        at: DateTime<Utc>,
+    ) -> Result<Template>;
+    /// Deletes a template with its versions and labels; its renders stay,
+    /// detached.
+    async fn delete_template(&self, name: &TemplateName, expect: Expect) -> Result<()>;
+    /// Lists in name order, or by relevance when the filter has a query.
+    async fn list_templates(&self, filter: &TemplateFilter, page: &PageRequest) -> Result<Page<Template>>;
+
+    // --- versions -------------------------------------------------------
+
+    /// Adds a version after `base_seq`, which must still be the newest
+    /// ([`crate::Conflict::StaleBase`] otherwise).
+    async fn create_version(
+        &self,
+        template: TemplateId,
+        base_seq: u32,
+        new: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<Version>;
+    /// Replaces the content of a draft that is still the newest version.
+    async fn update_draft(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        new: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<Version>;
+    /// Deletes a draft that no label points at.
+    async fn delete_draft(&self, template: TemplateId, seq: u32, expect: Expect) -> Result<()>;
+    /// Moves a version along the lifecycle; the caller checked the transition.
+    async fn set_version_status(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        status: VersionStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Version>;
+    async fn get_version(&self, template: TemplateId, selector: &VersionSelector) -> Result<Option<Version>>;
+    /// Template and version in one round trip: the hot path of reads and renders.
+    async fn resolve(
+        &self,
+        name: &TemplateName,
+        selector: &VersionSelector,
+    ) -> Result<Option<(Template, Version)>>;
+    /// Newest first.
+    async fn list_versions(&self, template: TemplateId, page: &PageRequest) -> Result<Page<Version>>;
+
+    // --- labels ---------------------------------------------------------
+
+    /// Points `label` at version `seq`, creating the label if needed.
+    async fn set_label(
+        &self,
+        template: TemplateId,
+        label: &LabelName,
+        seq: u32,
+        expect: Expect,
+        by: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Label>;
+    async fn delete_label(
+        &self,
+        template: TemplateId,
+        label: &LabelName,
+        expect: Expect,
+        by: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Stored labels (not the automatic `latest`), by name.
+    async fn list_labels(&self, template: TemplateId) -> Result<Vec<Label>>;
+    /// Moves of one label (or all), newest first.
+    async fn label_history(
+        &self,
+        template: TemplateId,
+        label: Option<&LabelName>,
+        limit: u32,
+    ) -> Result<Vec<LabelMove>>;
+
+    // --- usage ----------------------------------------------------------
+
+    /// Applies renders and outcomes in order, in one transaction; one result
+    /// per outcome, in order.
+    async fn record_usage(&self, events: Vec<UsageEvent>) -> Result<Vec<OutcomeResult>>;
+    async fn get_prompt(&self, id: PromptId) -> Result<Option<PromptRecord>>;
+    async fn template_metrics(&self, template: TemplateId) -> Result<TemplateMetrics>;
+}

@@ -1,0 +1,202 @@
+//! What the store takes and returns besides the domain records.
+
+use chrono::{DateTime, Utc};
+use promptvault_core::model::{OutcomeRecord, PromptRecord, Revision, UsageMetrics};
+use promptvault_core::{
+    ApiKeyId, Bump, ContentHash, LabelName, PromptId, PromptTypeId, PromptTypeKey,
+    SecurityClassification, Tag, TemplateName, UserId, VersionContent, VersionStatus,
+};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct NewPromptType {
+    pub key: PromptTypeKey,
+    pub name: String,
+    pub schema: Option<Value>,
+}
+
+/// `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct PromptTypePatch {
+    pub name: Option<String>,
+    pub schema: Option<Option<Value>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTemplate {
+    pub name: TemplateName,
+    pub prompt_type_id: PromptTypeId,
+    pub description: Option<String>,
+    pub long_description_markdown: Option<String>,
+    pub creator_id: Option<UserId>,
+    pub owner_id: Option<UserId>,
+    pub tags: Vec<Tag>,
+    pub security_classification: SecurityClassification,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TemplatePatch {
+    pub prompt_type_id: Option<PromptTypeId>,
+    pub description: Option<Option<String>>,
+    pub long_description_markdown: Option<Option<String>>,
+    pub owner_id: Option<Option<UserId>>,
+    pub tags: Option<Vec<Tag>>,
+    pub security_classification: Option<SecurityClassification>,
+}
+
+/// A version as the service computed it; the store assigns id and sequence.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub content: VersionContent,
+    pub content_hash: ContentHash,
+    pub version: semver::Version,
+    pub bump: Option<Bump>,
+    pub author_id: Option<UserId>,
+    pub change_description: Option<String>,
+    pub restored_from: Option<u32>,
+}
+
+/// Which version of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSelector {
+    Seq(u32),
+    Semver(semver::Version),
+    Label(LabelName),
+    Latest,
+}
+
+/// Filters for listing templates. All given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateFilter {
+    pub type_key: Option<PromptTypeKey>,
+    pub tag: Option<Tag>,
+    /// Templates that have at least one version in this status.
+    pub status: Option<VersionStatus>,
+    pub classification: Option<SecurityClassification>,
+    pub owner_id: Option<UserId>,
+    /// Templates under this folder (`support` matches `support/x` and `support/en/y`).
+    pub folder: Option<String>,
+    /// Full-text search over name, description, tags and text.
+    pub query: Option<String>,
+}
+
+pub const MAX_PAGE: u32 = 200;
+
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+impl PageRequest {
+    #[must_use]
+    pub fn limit(&self) -> u32 {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub supabase_user_id: Option<uuid::Uuid>,
+    pub did: Option<String>,
+    pub external_user_id: Option<String>,
+    pub email: Option<String>,
+    pub at_protocol_handle: Option<String>,
+    pub data: Option<Value>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    /// The public part of the token, unique; used to find the key.
+    pub prefix: String,
+    /// SHA-256 of the whole token.
+    pub secret_hash: [u8; 32],
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as found for authentication, with its user's roles.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: [u8; 32],
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub roles: Vec<String>,
+}
+
+/// Work for the usage writer, applied in order within one transaction.
+#[derive(Debug, Clone)]
+pub enum UsageEvent {
+    Render(Box<PromptRecord>),
+    Outcome { prompt_id: PromptId, outcome: OutcomeRecord },
+}
+
+/// What became of one outcome report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeResult {
+    Recorded,
+    UnknownPrompt,
+    AlreadyReported,
+}
+
+/// Usage of one template, overall and per version.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateMetrics {
+    pub total: UsageMetrics,
+    /// `(sequence number, metrics)`, newest version first.
+    pub versions: Vec<(u32, UsageMetrics)>,
+}
+
+/// A row changed; caches holding it must drop it. `None` means everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeNotice {
+    pub template: Option<TemplateName>,
+}
+
+/// The expected state for a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever the current state.
+    Any,
+    /// Write only if the row is at this revision.
+    Revision(Revision),
+}

@@ -1,0 +1,43 @@
+//! The Store conformance suite: every case runs against SQLite, and against
+//! PostgreSQL when `PROMPTVAULT_TEST_DATABASE_URL` is set.
+
+mod catalog;
+mod fixtures;
+mod usage;
+mod versions;
+
+use catalog::*;
+use usage::*;
+use versions::*;
+
+fn main() {
+    promptvault_testkit::run_cases(promptvault_testkit::cases![
+        prompt_types_round_trip,
+        prompt_type_conflicts_and_stale_writes,
+        prompt_type_in_use_cannot_be_deleted,
+        template_create_get_and_first_version,
+        template_names_are_unique,
+        template_update_checks_revision,
+        template_delete_keeps_renders_detached,
+        listing_pages_cover_everything_once,
+        listing_filters,
+        search_finds_words_and_follows_new_versions,
+        search_queries_cannot_inject_syntax,
+        invalid_cursors_are_refused,
+        versions_append_with_sequence_and_base_check,
+        concurrent_versions_on_one_base_one_wins,
+        drafts_edit_in_place_only_while_newest,
+        non_drafts_are_immutable,
+        draft_deletion_rules,
+        selectors_find_versions,
+        version_listing_is_newest_first_and_paged,
+        labels_move_and_keep_history,
+        label_writes_check_revision,
+        concurrent_label_moves_with_one_revision_one_wins,
+        corrupted_version_rows_are_errors,
+        usage_records_renders_outcomes_and_metrics,
+        usage_keeps_renders_of_deleted_versions,
+        bootstrap_admin_happens_once,
+        timestamps_round_trip_to_the_microsecond,
+    ])
+}
