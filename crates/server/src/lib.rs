@@ -1,1 +1,169 @@
+//! The promptvault server: REST API, authentication, caches and the usage
+//! writer. A library; the `promptvault` binary calls [`start`].
+//!
+//! Invariant: handlers reach the data only through [`service::Registry`],
+//! whose every public method begins with an authorization decision; SQL
+//! stays in `promptvault-store`, rules stay in `promptvault-core`.
 
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod observability;
+pub mod secret;
+pub mod service;
+pub mod settings;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::ServiceExt;
+use promptvault_core::PromptTypeKey;
+use promptvault_store::{NewPromptType, Store, StoreError, StoreOptions};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+
+pub use auth::Bootstrap;
+pub use settings::Settings;
+
+use service::cache::Caches;
+use service::usage::{self, UsageConfig, UsageWriter};
+
+/// Why the server could not start (or stop cleanly).
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("database: {0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    usage: UsageWriter,
+    store: Arc<dyn Store>,
+    bootstrap: Option<Bootstrap>,
+    upkeep: JoinHandle<()>,
+}
+
+/// The built-in prompt type new templates get by default.
+pub const DEFAULT_TYPE: &str = "general";
+
+/// Opens the store, prepares it and starts serving.
+pub async fn start(settings: Settings) -> Result<Server, StartError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        StartError::Io(format!("cannot create data directory {}: {e}", settings.data_dir.display()))
+    })?;
+    let mut options = StoreOptions::new(settings.database_url().expose());
+    options.pg_schema = settings.pg_schema.clone();
+    options.max_connections = settings.max_connections;
+    let store = promptvault_store::connect(&options).await.map_err(StartError::Store)?;
+    let bootstrap = auth::bootstrap(&store, settings.admin_token.as_ref(), &settings.data_dir).await?;
+    ensure_default_type(&store).await?;
+
+    let caches = Arc::new(Caches::new(settings.cache.max_entries));
+    tokio::spawn(caches.clone().follow(store.subscribe()));
+    let (recorder, usage) = usage::start(
+        store.clone(),
+        UsageConfig {
+            batch_size: settings.usage.batch_size,
+            flush_interval: Duration::from_millis(settings.usage.flush_interval_ms),
+            queue_capacity: settings.usage.queue_capacity,
+        },
+    );
+    let registry = Arc::new(service::Registry::new(
+        store.clone(),
+        caches,
+        recorder,
+        settings.default_label(),
+        settings.render_limits(),
+    ));
+    let metrics = observability::metrics_handle();
+    let upkeep = {
+        let handle = metrics.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                handle.run_upkeep();
+            }
+        })
+    };
+    let state = state::AppState {
+        registry,
+        auth: Arc::new(auth::Authenticator::new(store.clone())),
+        metrics,
+        body_limit: settings.body_limit_bytes,
+    };
+    let app = axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(format!("cannot read the listening address: {e}")))?;
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service())
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .await
+    });
+    tracing::info!(%local_addr, backend = store.backend().as_str(), "promptvault listening");
+    Ok(Server { local_addr, stop, http, usage, store, bootstrap, upkeep })
+}
+
+async fn ensure_default_type(store: &Arc<dyn Store>) -> Result<(), StartError> {
+    let key = PromptTypeKey::parse(DEFAULT_TYPE).map_err(|e| StartError::Io(e.to_string()))?;
+    if store.get_prompt_type(&key).await.map_err(StartError::Store)?.is_some() {
+        return Ok(());
+    }
+    let created = store
+        .create_prompt_type(
+            NewPromptType { key, name: "General".into(), schema: None },
+            promptvault_core::model::truncate_to_micros(chrono::Utc::now()),
+        )
+        .await;
+    match created {
+        // Another process created it meanwhile: fine.
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(StartError::Store(e)),
+    }
+}
+
+impl Server {
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// What the first start created, if this was it.
+    #[must_use]
+    pub fn bootstrap(&self) -> Option<&Bootstrap> {
+        self.bootstrap.as_ref()
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, writes
+    /// every queued usage record, and closes the database.
+    pub async fn shutdown(self) -> Result<(), StartError> {
+        self.stop.cancel();
+        let served = self.http.await;
+        self.usage.shutdown().await;
+        self.upkeep.abort();
+        self.store.close().await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StartError::Io(format!("server error: {e}"))),
+            Err(e) => Err(StartError::Io(format!("server task failed: {e}"))),
+        }
+    }
+}

@@ -177,3 +177,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_prompt(&self, id: PromptId) -> Result<Option<PromptRecord>>;
     async fn template_metrics(&self, template: TemplateId) -> Result<TemplateMetrics>;
 }
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend().as_str())
+    }
+}

@@ -1,0 +1,291 @@
+//! Bearer API keys.
+//!
+//! A token looks like `pv_<10 hex>_<48 hex>`: the first part (the prefix) is
+//! public and finds the key; the database keeps only SHA-256 of the whole
+//! token, compared in constant time. A token of another shape (an admin
+//! token chosen by the operator) is found by a prefix derived from its hash.
+//! Verified keys are cached for a few seconds so a request does not cost a
+//! database round trip.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::Utc;
+use promptvault_core::authz::{Credential, Principal};
+use promptvault_core::model::truncate_to_micros;
+use promptvault_core::{ApiKeyId, UserId};
+use promptvault_store::{NewApiKey, NewUser, Store};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::secret::Secret;
+use crate::state::AppState;
+
+/// How long a verified key is trusted without asking the database again.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+/// How often `last_used_at` is written per key at most.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// Makes a new random token.
+#[must_use]
+pub fn generate_token() -> Secret {
+    let prefix: [u8; 5] = rand::random();
+    let secret: [u8; 24] = rand::random();
+    Secret::new(format!("pv_{}_{}", hex::encode(prefix), hex::encode(secret)))
+}
+
+/// The public part that finds a token's key.
+#[must_use]
+pub fn token_prefix(token: &str) -> String {
+    let b = token.as_bytes();
+    let structured = b.len() > 15
+        && token.starts_with("pv_")
+        && b[13] == b'_'
+        && b[3..13].iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    if structured {
+        token[..13].to_owned()
+    } else {
+        format!("h_{}", &hex::encode(hash_token(token))[..16])
+    }
+}
+
+#[must_use]
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+struct Cached {
+    principal: Principal,
+    key: ApiKeyId,
+    verified_at: Instant,
+    expires_at: Option<chrono::DateTime<Utc>>,
+    touched_at: Instant,
+}
+
+/// Turns bearer tokens into principals.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks a token; every failure reads the same to the caller.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        let hash = hash_token(token);
+        let now = Instant::now();
+        let mut touch = None;
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(c) = cache.get_mut(&hash)
+            && now.duration_since(c.verified_at) < CACHE_TTL
+        {
+            if c.expires_at.is_some_and(|e| e <= Utc::now()) {
+                return Err(ApiError::unauthorized("the API key has expired"));
+            }
+            if now.duration_since(c.touched_at) >= TOUCH_EVERY {
+                c.touched_at = now;
+                touch = Some(c.key);
+            }
+            let principal = c.principal.clone();
+            drop(cache);
+            if let Some(key) = touch {
+                self.touch(key);
+            }
+            return Ok(principal);
+        }
+        let record = self
+            .store
+            .find_api_key(&token_prefix(token))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "key lookup failed");
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "authentication is temporarily unavailable",
+                )
+            })?;
+        let Some(record) = record else {
+            return Err(ApiError::unauthorized("the API key is not valid"));
+        };
+        if !bool::from(record.secret_hash.ct_eq(&hash)) {
+            return Err(ApiError::unauthorized("the API key is not valid"));
+        }
+        if record.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("the API key has been revoked"));
+        }
+        if record.expires_at.is_some_and(|e| e <= Utc::now()) {
+            return Err(ApiError::unauthorized("the API key has expired"));
+        }
+        let principal = Principal {
+            user_id: record.user_id,
+            credential: Credential::ApiKey(record.id),
+            roles: record.roles,
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(
+                hash,
+                Cached {
+                    principal: principal.clone(),
+                    key: record.id,
+                    verified_at: now,
+                    expires_at: record.expires_at,
+                    touched_at: now,
+                },
+            );
+        }
+        self.touch(record.id);
+        Ok(principal)
+    }
+
+    fn touch(&self, key: ApiKeyId) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_api_key(key, truncate_to_micros(Utc::now())).await {
+                tracing::warn!(error = %e, "could not record key use");
+            }
+        });
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("send an API key: Authorization: Bearer <token>"))?;
+        let value = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("use the Bearer scheme: Authorization: Bearer <token>"))?;
+        state.auth.authenticate(token).await
+    }
+}
+
+/// What the first start created.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The token, when it was generated (to print once).
+    pub generated_token: Option<Secret>,
+    /// Where the generated token was written.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Creates the admin user and key on the first start (no key exists).
+pub async fn bootstrap(
+    store: &Arc<dyn Store>,
+    configured: Option<&Secret>,
+    data_dir: &Path,
+) -> Result<Option<Bootstrap>, crate::StartError> {
+    let (token, generated) = match configured {
+        Some(t) => (t.clone(), false),
+        None => (generate_token(), true),
+    };
+    let user = UserId::new();
+    let created = store
+        .bootstrap_admin(
+            NewUser {
+                id: user,
+                email: None,
+                first_name: Some("Admin".into()),
+                last_name: None,
+                roles: vec!["admin".into()],
+            },
+            NewApiKey {
+                id: ApiKeyId::new(),
+                user_id: user,
+                name: "bootstrap admin".into(),
+                prefix: token_prefix(token.expose()),
+                secret_hash: hash_token(token.expose()),
+                expires_at: None,
+            },
+        )
+        .await
+        .map_err(crate::StartError::Store)?;
+    if !created {
+        return Ok(None);
+    }
+    if !generated {
+        return Ok(Some(Bootstrap { generated_token: None, token_file: None }));
+    }
+    let path = data_dir.join("admin-token");
+    write_private(&path, token.expose()).map_err(|e| {
+        crate::StartError::Io(format!("cannot write the admin token to {}: {e}", path.display()))
+    })?;
+    Ok(Some(Bootstrap {
+        generated_token: Some(token),
+        token_file: Some(path),
+    }))
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_have_a_findable_prefix() {
+        let t = generate_token();
+        let t = t.expose();
+        assert_eq!(t.len(), 3 + 10 + 1 + 48);
+        assert_eq!(token_prefix(t), &t[..13]);
+        assert_ne!(generate_token().expose(), t);
+    }
+
+    #[test]
+    fn other_tokens_get_a_hash_prefix() {
+        let p = token_prefix("an-operator-chosen-admin-token-of-32+chars");
+        assert!(p.starts_with("h_") && p.len() == 18, "{p}");
+        assert_eq!(p, token_prefix("an-operator-chosen-admin-token-of-32+chars"));
+        // Upper-case hex is not our format, so it gets a derived prefix.
+        assert!(token_prefix("pv_ABCDEF0123_xxxxxxxxxxxxxxxx").starts_with("h_"));
+    }
+}

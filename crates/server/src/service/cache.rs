@@ -1,0 +1,143 @@
+//! In-memory caches of resolved versions and compiled templates.
+//!
+//! Resolved versions are dropped when the store announces a change to their
+//! template (in this process, or from other processes over PostgreSQL
+//! NOTIFY). A read that started before a change must not re-insert what it
+//! read after the change: every change bumps a generation, and an insert
+//! only happens if the generation did not move during the read. Compiled
+//! templates are keyed by version id and content hash, so they never go
+//! stale; they are only bounded in number.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use promptvault_core::TemplateName;
+use promptvault_core::model::{Template, Version};
+use promptvault_core::render::CompiledTemplate;
+use promptvault_store::{ChangeNotice, VersionSelector};
+use tokio::sync::broadcast;
+
+/// A selector as a hashable key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SelectorKey {
+    Seq(u32),
+    Semver(String),
+    Label(String),
+    Latest,
+}
+
+impl From<&VersionSelector> for SelectorKey {
+    fn from(s: &VersionSelector) -> Self {
+        match s {
+            VersionSelector::Seq(n) => SelectorKey::Seq(*n),
+            VersionSelector::Semver(v) => SelectorKey::Semver(v.to_string()),
+            VersionSelector::Label(l) => SelectorKey::Label(l.to_string()),
+            VersionSelector::Latest => SelectorKey::Latest,
+        }
+    }
+}
+
+pub type Resolved = Arc<(Template, Version)>;
+
+/// Identifies a compiled template: the version, its content, and the
+/// versions its includes resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CompiledKey {
+    pub version: promptvault_core::VersionId,
+    pub hash: [u8; 32],
+    pub includes: Vec<(String, promptvault_core::VersionId, [u8; 32])>,
+}
+
+pub struct Caches {
+    resolved: RwLock<HashMap<TemplateName, HashMap<SelectorKey, Resolved>>>,
+    compiled: RwLock<HashMap<CompiledKey, Arc<CompiledTemplate>>>,
+    generation: AtomicU64,
+    max_entries: usize,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("generation", &self.generation.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caches {
+    #[must_use]
+    pub fn new(max_entries: usize) -> Self {
+        Self {
+            resolved: RwLock::new(HashMap::new()),
+            compiled: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            max_entries: max_entries.max(16),
+        }
+    }
+
+    /// The generation to pass back to [`insert_resolved`](Self::insert_resolved).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn get_resolved(&self, name: &TemplateName, key: &SelectorKey) -> Option<Resolved> {
+        let hit = self.resolved.read().ok()?.get(name)?.get(key).cloned();
+        metrics::counter!("promptvault_cache_lookups_total", "cache" => "resolved", "result" => if hit.is_some() { "hit" } else { "miss" }).increment(1);
+        hit
+    }
+
+    /// Caches a read unless a change happened since `generation` was taken.
+    pub fn insert_resolved(&self, generation: u64, name: TemplateName, key: SelectorKey, value: Resolved) {
+        let Ok(mut map) = self.resolved.write() else { return };
+        // Checked under the write lock: `invalidate` bumps the generation
+        // before it takes the lock, so a stale read can never slip in.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        let total: usize = map.values().map(HashMap::len).sum();
+        if total >= self.max_entries {
+            map.clear();
+        }
+        map.entry(name).or_default().insert(key, value);
+    }
+
+    pub fn get_compiled(&self, key: &CompiledKey) -> Option<Arc<CompiledTemplate>> {
+        let hit = self.compiled.read().ok()?.get(key).cloned();
+        metrics::counter!("promptvault_cache_lookups_total", "cache" => "compiled", "result" => if hit.is_some() { "hit" } else { "miss" }).increment(1);
+        hit
+    }
+
+    pub fn insert_compiled(&self, key: CompiledKey, value: Arc<CompiledTemplate>) {
+        let Ok(mut map) = self.compiled.write() else { return };
+        if map.len() >= self.max_entries {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// Drops what a change may have made stale.
+    pub fn invalidate(&self, notice: &ChangeNotice) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let Ok(mut map) = self.resolved.write() else { return };
+        match &notice.template {
+            Some(name) => {
+                map.remove(name);
+            }
+            None => map.clear(),
+        }
+    }
+
+    /// Follows the store's change notices until the channel closes.
+    pub async fn follow(self: Arc<Self>, mut changes: broadcast::Receiver<ChangeNotice>) {
+        loop {
+            match changes.recv().await {
+                Ok(notice) => self.invalidate(&notice),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Notices were missed: anything may be stale.
+                    self.invalidate(&ChangeNotice { template: None });
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Prompt types and templates.
+
+use std::sync::Arc;
+
+use promptvault_core::authz::{Action, Principal, Resource};
+use promptvault_core::model::{Label, PromptType, Revision, Template, Version};
+use promptvault_core::{
+    ContentHash, PromptTypeKey, SecurityClassification, Tag, TemplateName, UserId,
+};
+use promptvault_core::versioning::initial_version;
+use promptvault_store::{
+    Expect, NewPromptType, NewTemplate, NewVersion, Page, PageRequest, PromptTypePatch,
+    TemplateFilter, TemplatePatch,
+};
+use serde_json::Value;
+
+use super::cache::SelectorKey;
+use super::content::{self, ContentInput};
+use super::{Missing, ReadSelector, Registry, Result, ServiceError};
+use promptvault_store::ChangeNotice;
+
+#[derive(Debug, Clone)]
+pub struct CreateTemplate {
+    pub name: TemplateName,
+    pub type_key: PromptTypeKey,
+    pub description: Option<String>,
+    pub long_description_markdown: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub tags: Vec<Tag>,
+    pub security_classification: SecurityClassification,
+    pub content: ContentInput,
+    pub change_description: Option<String>,
+}
+
+/// `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateTemplate {
+    pub type_key: Option<PromptTypeKey>,
+    pub description: Option<Option<String>>,
+    pub long_description_markdown: Option<Option<String>>,
+    pub owner_id: Option<Option<UserId>>,
+    pub tags: Option<Vec<Tag>>,
+    pub security_classification: Option<SecurityClassification>,
+}
+
+/// A template read with one of its versions and its labels.
+#[derive(Debug, Clone)]
+pub struct TemplateView {
+    pub template: Template,
+    pub version: Version,
+    pub labels: Vec<Label>,
+}
+
+fn check_text(what: &str, value: Option<&String>, max: usize) -> Result<()> {
+    if let Some(v) = value
+        && v.chars().count() > max
+    {
+        return Err(ServiceError::invalid(
+            "invalid_request",
+            format!("{what} may be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &[Tag]) -> Result<()> {
+    if tags.len() > 50 {
+        return Err(ServiceError::invalid("invalid_request", "a template may have at most 50 tags"));
+    }
+    Ok(())
+}
+
+impl Registry {
+    pub async fn list_prompt_types(&self, who: &Principal) -> Result<Vec<PromptType>> {
+        self.authorize(who, Action::Read, Resource::Type)?;
+        Ok(self.store.list_prompt_types().await?)
+    }
+
+    pub async fn get_prompt_type(&self, who: &Principal, key: &PromptTypeKey) -> Result<PromptType> {
+        self.authorize(who, Action::Read, Resource::Type)?;
+        self.store
+            .get_prompt_type(key)
+            .await?
+            .ok_or_else(|| type_missing(key))
+    }
+
+    pub async fn create_prompt_type(
+        &self,
+        who: &Principal,
+        key: PromptTypeKey,
+        name: String,
+        schema: Option<Value>,
+    ) -> Result<PromptType> {
+        self.authorize(who, Action::Create, Resource::Type)?;
+        check_type_name(&name)?;
+        check_contract(schema.as_ref())?;
+        Ok(self
+            .store
+            .create_prompt_type(NewPromptType { key, name, schema }, Self::now())
+            .await?)
+    }
+
+    pub async fn update_prompt_type(
+        &self,
+        who: &Principal,
+        key: &PromptTypeKey,
+        expect: Revision,
+        name: Option<String>,
+        schema: Option<Option<Value>>,
+    ) -> Result<PromptType> {
+        self.authorize(who, Action::Update, Resource::Type)?;
+        if let Some(n) = &name {
+            check_type_name(n)?;
+        }
+        if let Some(s) = &schema {
+            check_contract(s.as_ref())?;
+        }
+        let t = self
+            .store
+            .update_prompt_type(key, Expect::Revision(expect), PromptTypePatch { name, schema }, Self::now())
+            .await?;
+        self.caches.invalidate(&ChangeNotice { template: None });
+        Ok(t)
+    }
+
+    pub async fn delete_prompt_type(&self, who: &Principal, key: &PromptTypeKey, expect: Revision) -> Result<()> {
+        self.authorize(who, Action::Delete, Resource::Type)?;
+        self.store.delete_prompt_type(key, Expect::Revision(expect)).await?;
+        Ok(())
+    }
+
+    pub async fn list_templates(
+        &self,
+        who: &Principal,
+        filter: &TemplateFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Template>> {
+        self.authorize(who, Action::Read, Resource::Template)?;
+        Ok(self.store.list_templates(filter, page).await?)
+    }
+
+    /// Creates a template with its first version (1.0.0, a draft).
+    pub async fn create_template(&self, who: &Principal, input: CreateTemplate) -> Result<(TemplateView, Vec<String>)> {
+        self.authorize(who, Action::Create, Resource::Template)?;
+        check_text("description", input.description.as_ref(), 2_000)?;
+        check_text("long_description_markdown", input.long_description_markdown.as_ref(), 100_000)?;
+        check_text("change_description", input.change_description.as_ref(), 2_000)?;
+        check_tags(&input.tags)?;
+        let prompt_type = self
+            .store
+            .get_prompt_type(&input.type_key)
+            .await?
+            .ok_or_else(|| type_missing(&input.type_key))?;
+        let checked = content::check(input.content)?;
+        check_type_contract(&prompt_type, &checked.content.parameter_schema)?;
+        let owner = input.owner_id.or(Some(who.user_id));
+        if let Some(o) = input.owner_id
+            && self.store.get_user(o).await?.is_none()
+        {
+            return Err(ServiceError::invalid("invalid_owner", format!("user {o} does not exist")));
+        }
+        let mut warnings = checked.warnings;
+        warnings.extend(self.unresolvable_references(&checked.analysis.references).await?);
+        let first = NewVersion {
+            content_hash: ContentHash::of(&checked.content),
+            content: checked.content,
+            version: initial_version(),
+            bump: None,
+            author_id: Some(who.user_id),
+            change_description: input.change_description,
+            restored_from: None,
+        };
+        let (template, version) = self
+            .store
+            .create_template(
+                NewTemplate {
+                    name: input.name,
+                    prompt_type_id: prompt_type.id,
+                    description: input.description,
+                    long_description_markdown: input.long_description_markdown,
+                    creator_id: Some(who.user_id),
+                    owner_id: owner,
+                    tags: input.tags,
+                    security_classification: input.security_classification,
+                },
+                first,
+                Self::now(),
+            )
+            .await?;
+        self.caches.invalidate(&ChangeNotice { template: Some(template.name.clone()) });
+        Ok((TemplateView { template, version, labels: vec![] }, warnings))
+    }
+
+    /// Reads a template with the version a selector picks (the default
+    /// label when it names none) and its labels.
+    pub async fn read_template(&self, who: &Principal, name: &TemplateName, read: &ReadSelector) -> Result<TemplateView> {
+        self.authorize(who, Action::Read, Resource::Template)?;
+        let resolved = self.resolve_cached(name, read).await?;
+        let labels = self.store.list_labels(resolved.0.id).await?;
+        Ok(TemplateView {
+            template: resolved.0.clone(),
+            version: resolved.1.clone(),
+            labels,
+        })
+    }
+
+    /// Resolves through the cache; a miss explains what is missing.
+    pub(super) async fn resolve_cached(
+        &self,
+        name: &TemplateName,
+        read: &ReadSelector,
+    ) -> Result<Arc<(Template, Version)>> {
+        let selector = self.selector(read)?;
+        let key = SelectorKey::from(&selector);
+        if let Some(hit) = self.caches.get_resolved(name, &key) {
+            return Ok(hit);
+        }
+        let generation = self.caches.generation();
+        match self.store.resolve(name, &selector).await? {
+            Some(found) => {
+                let found = Arc::new(found);
+                self.caches.insert_resolved(generation, name.clone(), key, found.clone());
+                Ok(found)
+            }
+            None => Err(self.explain_missing(name, &selector).await),
+        }
+    }
+
+    /// Says whether the template, the label or the version is what is missing.
+    async fn explain_missing(&self, name: &TemplateName, selector: &promptvault_store::VersionSelector) -> ServiceError {
+        use promptvault_store::VersionSelector as S;
+        let template = match self.store.get_template(name).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return super::template_missing(name),
+            Err(e) => return e.into(),
+        };
+        match selector {
+            S::Label(label) => {
+                let mut names = vec!["latest".to_owned()];
+                if let Ok(labels) = self.store.list_labels(template.id).await {
+                    names.extend(labels.into_iter().map(|l| l.name.to_string()));
+                }
+                let default = if *label == self.default_label { " (the default label)" } else { "" };
+                ServiceError::not_found(
+                    Missing::Label,
+                    format!(
+                        "template {name:?} has no label {:?}{default}; its labels are: {}",
+                        label.as_str(),
+                        names.join(", ")
+                    ),
+                )
+            }
+            S::Seq(n) => ServiceError::not_found(
+                Missing::Version,
+                format!("template {name:?} has no version {n} (the newest is {})", template.latest_seq),
+            ),
+            S::Semver(v) => ServiceError::not_found(
+                Missing::Version,
+                format!("template {name:?} has no version {v} (the newest is {})", template.latest_version),
+            ),
+            S::Latest => super::template_missing(name),
+        }
+    }
+
+    pub async fn update_template(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        expect: Revision,
+        patch: UpdateTemplate,
+    ) -> Result<Template> {
+        self.authorize(who, Action::Update, Resource::Template)?;
+        check_text("description", patch.description.as_ref().and_then(Option::as_ref), 2_000)?;
+        check_text(
+            "long_description_markdown",
+            patch.long_description_markdown.as_ref().and_then(Option::as_ref),
+            100_000,
+        )?;
+        if let Some(tags) = &patch.tags {
+            check_tags(tags)?;
+        }
+        let prompt_type_id = match &patch.type_key {
+            None => None,
+            Some(k) => {
+                let t = self.store.get_prompt_type(k).await?.ok_or_else(|| type_missing(k))?;
+                let current = self.template_or_404(name).await?;
+                let latest = self
+                    .store
+                    .get_version(current.id, &promptvault_store::VersionSelector::Latest)
+                    .await?
+                    .ok_or_else(|| ServiceError::Internal("template without versions".into()))?;
+                check_type_contract(&t, &latest.content.parameter_schema)?;
+                Some(t.id)
+            }
+        };
+        if let Some(Some(o)) = patch.owner_id
+            && self.store.get_user(o).await?.is_none()
+        {
+            return Err(ServiceError::invalid("invalid_owner", format!("user {o} does not exist")));
+        }
+        let updated = self
+            .store
+            .update_template(
+                name,
+                Expect::Revision(expect),
+                TemplatePatch {
+                    prompt_type_id,
+                    description: patch.description,
+                    long_description_markdown: patch.long_description_markdown,
+                    owner_id: patch.owner_id,
+                    tags: patch.tags,
+                    security_classification: patch.security_classification,
+                },
+                Self::now(),
+            )
+            .await?;
+        self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
+        Ok(updated)
+    }
+
+    pub async fn delete_template(&self, who: &Principal, name: &TemplateName, expect: Revision) -> Result<()> {
+        self.authorize(who, Action::Delete, Resource::Template)?;
+        self.store.delete_template(name, Expect::Revision(expect)).await?;
+        self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
+        Ok(())
+    }
+}
+
+fn type_missing(key: &PromptTypeKey) -> ServiceError {
+    ServiceError::not_found(Missing::PromptType, format!("prompt type {:?} does not exist", key.as_str()))
+}
+
+fn check_type_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "invalid_request",
+            "a prompt type name must be 1-200 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A type's schema is a parameter contract: an object schema whose
+/// `properties` and `required` templates must match.
+fn check_contract(schema: Option<&Value>) -> Result<()> {
+    let Some(schema) = schema else { return Ok(()) };
+    let obj = schema.as_object().ok_or_else(|| {
+        ServiceError::invalid("invalid_type_schema", "a prompt type schema must be a JSON object")
+    })?;
+    if let Some(p) = obj.get("properties")
+        && !p.is_object()
+    {
+        return Err(ServiceError::invalid("invalid_type_schema", "`properties` must be an object"));
+    }
+    if let Some(r) = obj.get("required")
+        && !r.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+    {
+        return Err(ServiceError::invalid("invalid_type_schema", "`required` must be a list of names"));
+    }
+    jsonschema::draft202012::meta::validate(schema).map_err(|e| {
+        ServiceError::invalid("invalid_type_schema", format!("not valid JSON Schema 2020-12: {}", e.masked()))
+    })?;
+    Ok(())
+}
+
+pub(super) fn check_type_contract(t: &PromptType, schema: &promptvault_core::ParameterSchema) -> Result<()> {
+    let Some(contract) = &t.schema else { return Ok(()) };
+    let violations = schema.contract_violations(contract);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(ServiceError::Invalid {
+        code: "type_contract_violated",
+        detail: format!(
+            "templates of type {:?} must meet its parameter contract: {}",
+            t.key.as_str(),
+            violations.join("; ")
+        ),
+        extra: Some(("violations", serde_json::json!(violations))),
+    })
+}

@@ -1,0 +1,150 @@
+//! Rendering, outcomes and usage metrics.
+
+use std::sync::Arc;
+
+use promptvault_core::authz::{Action, Principal, Resource};
+use promptvault_core::model::{Outcome, OutcomeRecord, PromptRecord, RenderMetadata, Template, Version};
+use promptvault_core::refs::{Fetched, IncludePlan, Selector};
+use promptvault_core::render::{CompiledTemplate, Rendered};
+use promptvault_core::{LabelName, PromptId, TemplateName, VersionId};
+use promptvault_store::{OutcomeResult, TemplateMetrics};
+use serde_json::{Map, Value};
+
+use super::cache::CompiledKey;
+use super::{Missing, ReadSelector, Registry, Result, ServiceError};
+
+#[derive(Debug, Clone, Default)]
+pub struct RenderRequest {
+    pub selector: ReadSelector,
+    pub parameters: Value,
+    pub placeholders: Map<String, Value>,
+    pub metadata: RenderMetadata,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderOutcome {
+    pub prompt_id: PromptId,
+    pub resolved: Arc<(Template, Version)>,
+    pub rendered: Rendered,
+}
+
+impl Registry {
+    /// Renders a template and records the rendering.
+    pub async fn render(&self, who: &Principal, name: &TemplateName, req: RenderRequest) -> Result<RenderOutcome> {
+        self.authorize(who, Action::Execute, Resource::Template)?;
+        let resolved = self.resolve_cached(name, &req.selector).await?;
+        let compiled = self.compiled(&resolved).await?;
+        let rendered = compiled.render(req.parameters, &req.placeholders)?;
+        let (template, version) = (&resolved.0, &resolved.1);
+        let prompt_id = PromptId::new();
+        self.usage
+            .record(PromptRecord {
+                id: prompt_id,
+                template_id: template.id,
+                prompt_type_id: template.prompt_type_id,
+                version_id: version.id,
+                version_seq: version.seq,
+                data: Value::Object(rendered.parameters.clone()),
+                prompt_text: rendered.body.to_text(),
+                sender_id: Some(who.user_id),
+                created_at: Self::now(),
+                metadata: req.metadata,
+                outcome: None,
+            })
+            .await?;
+        metrics::counter!("promptvault_renders_total").increment(1);
+        Ok(RenderOutcome { prompt_id, resolved, rendered })
+    }
+
+    /// The compiled template for a version, with its includes resolved now.
+    async fn compiled(&self, resolved: &Arc<(Template, Version)>) -> Result<Arc<CompiledTemplate>> {
+        let (template, version) = (&resolved.0, &resolved.1);
+        let mut plan: IncludePlan<(VersionId, [u8; 32])> =
+            IncludePlan::new(&template.name, &version.content.body).map_err(|e| ServiceError::Render(e.into()))?;
+        while let Some(reference) = plan.next() {
+            let read = match &reference.selector {
+                Selector::Default => ReadSelector::default(),
+                Selector::Label(l) => ReadSelector { label: Some(l.clone()), version: None },
+                Selector::Version(n) => ReadSelector {
+                    label: None,
+                    version: Some(super::VersionRef::Seq(*n)),
+                },
+            };
+            let fetched = match self.resolve_cached(&reference.name.clone(), &read).await {
+                Ok(found) => Some(Fetched {
+                    name: found.0.name.clone(),
+                    body: found.1.content.body.clone(),
+                    tag: (found.1.id, *found.1.content_hash.as_bytes()),
+                }),
+                Err(ServiceError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            plan.provide(fetched).map_err(|e| ServiceError::Render(e.into()))?;
+        }
+        let includes = plan.finish();
+        let key = CompiledKey {
+            version: version.id,
+            hash: *version.content_hash.as_bytes(),
+            includes: includes.iter().map(|i| (i.literal.clone(), i.tag.0, i.tag.1)).collect(),
+        };
+        if let Some(hit) = self.caches.get_compiled(&key) {
+            return Ok(hit);
+        }
+        let compiled = Arc::new(CompiledTemplate::compile(
+            template.name.as_str(),
+            &version.content.body,
+            &version.content.parameter_schema,
+            includes.into_iter().map(|i| (i.literal, i.source)).collect(),
+            self.limits,
+        )?);
+        self.caches.insert_compiled(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Records whether a rendering worked; the first report stands.
+    pub async fn report_outcome(&self, who: &Principal, prompt: PromptId, outcome: Outcome, detail: Option<String>) -> Result<()> {
+        self.authorize(who, Action::Update, Resource::Prompt)?;
+        if detail.as_ref().is_some_and(|d| d.chars().count() > 2_000) {
+            return Err(ServiceError::invalid("invalid_request", "detail may be at most 2000 characters"));
+        }
+        let result = self
+            .usage
+            .outcome(prompt, OutcomeRecord { outcome, detail, at: Self::now() })
+            .await?;
+        match result {
+            OutcomeResult::Recorded => Ok(()),
+            OutcomeResult::UnknownPrompt => Err(ServiceError::not_found(
+                Missing::Prompt,
+                format!("no rendering has id {prompt}"),
+            )),
+            OutcomeResult::AlreadyReported => Err(ServiceError::conflict(
+                "outcome_already_reported",
+                format!("the outcome of rendering {prompt} was already reported"),
+            )),
+        }
+    }
+
+    pub async fn get_prompt(&self, who: &Principal, id: PromptId) -> Result<PromptRecord> {
+        self.authorize(who, Action::Read, Resource::Prompt)?;
+        // A rendering may still be queued: write the queue first.
+        self.usage.flush().await?;
+        self.store
+            .get_prompt(id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(Missing::Prompt, format!("no rendering has id {id}")))
+    }
+
+    pub async fn metrics(&self, who: &Principal, name: &TemplateName) -> Result<(Template, TemplateMetrics)> {
+        self.authorize(who, Action::Read, Resource::Template)?;
+        let t = self.template_or_404(name).await?;
+        self.usage.flush().await?;
+        let m = self.store.template_metrics(t.id).await?;
+        Ok((t, m))
+    }
+
+    /// The label a read resolves when it names none.
+    #[must_use]
+    pub fn default_label_name(&self) -> &LabelName {
+        &self.default_label
+    }
+}

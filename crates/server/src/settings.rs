@@ -1,0 +1,313 @@
+//! Settings: defaults, then a TOML file, then `PROMPTVAULT_*` environment
+//! variables, then command-line flags, loaded into one struct that is passed
+//! explicitly (no global configuration).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use promptvault_core::LabelName;
+use promptvault_core::render::RenderLimits;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and the admin token file.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; empty means SQLite in `data_dir`.
+    pub database_url: Option<Secret>,
+    /// A file holding the database URL (it may contain a password).
+    pub database_url_file: Option<PathBuf>,
+    /// PostgreSQL schema for the tables.
+    pub pg_schema: String,
+    /// Most database connections.
+    pub max_connections: u32,
+    /// Label resolved when a read names neither label nor version.
+    pub default_label: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Admin token for the first start (when the database has no keys).
+    pub admin_token: Option<Secret>,
+    /// A file holding the admin token.
+    pub admin_token_file: Option<PathBuf>,
+    pub render: RenderSettings,
+    pub usage: UsageSettings,
+    pub cache: CacheSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderSettings {
+    pub fuel: u64,
+    pub max_output_bytes: usize,
+    pub recursion_limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageSettings {
+    /// Renders written per transaction at most.
+    pub batch_size: usize,
+    /// Longest a recorded render waits before it is written.
+    pub flush_interval_ms: u64,
+    /// Renders waiting to be written; when full, renders wait for room.
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Resolved versions and compiled templates kept in memory.
+    pub max_entries: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `promptvault=debug,info`.
+    pub level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: default_data_dir(),
+            database_url: None,
+            database_url_file: None,
+            pg_schema: "prometheus".into(),
+            max_connections: 8,
+            default_label: "production".into(),
+            body_limit_bytes: 1024 * 1024,
+            admin_token: None,
+            admin_token_file: None,
+            render: RenderSettings::default(),
+            usage: UsageSettings::default(),
+            cache: CacheSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        let l = RenderLimits::default();
+        Self {
+            fuel: l.fuel,
+            max_output_bytes: l.max_output_bytes,
+            recursion_limit: l.recursion_limit,
+        }
+    }
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 512,
+            flush_interval_ms: 100,
+            queue_capacity: 16_384,
+        }
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { max_entries: 10_000 }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("promptvault"))
+        .unwrap_or_else(|| PathBuf::from("promptvault-data"))
+}
+
+/// Settings that cannot work, with what to change.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Values given on the command line; `None` leaves the layer below alone.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// Environment variables the client uses; the server ignores them.
+const CLIENT_ENV: &[&str] = &["url", "token", "test_database_url", "config", "output"];
+
+impl Settings {
+    /// Loads the layers. `file` is read when given (it must exist) and
+    /// otherwise when `PROMPTVAULT_CONFIG` names one.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
+        let mut fig = Figment::new();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("PROMPTVAULT_CONFIG").map(PathBuf::from));
+        if let Some(path) = &file {
+            if !path.is_file() {
+                return Err(SettingsError::Load(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("PROMPTVAULT_").split("__").ignore(CLIENT_ENV))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = fig.extract().map_err(|e| {
+            SettingsError::Load(e.to_string().replace("PROMPTVAULT_", "PROMPTVAULT_"))
+        })?;
+        settings.validate()
+    }
+
+    fn validate(mut self) -> Result<Settings, SettingsError> {
+        let invalid = |m: String| Err(SettingsError::Invalid(m));
+        if LabelName::parse(&self.default_label).is_err() {
+            return invalid(format!(
+                "default_label {:?} is not a valid label (1-36 of a-z 0-9 _ - .)",
+                self.default_label
+            ));
+        }
+        if self.body_limit_bytes < 1024 {
+            return invalid("body_limit_bytes must be at least 1024".into());
+        }
+        if self.render.fuel == 0 || self.render.max_output_bytes == 0 || self.render.recursion_limit == 0 {
+            return invalid("render.fuel, render.max_output_bytes and render.recursion_limit must be positive".into());
+        }
+        if self.usage.batch_size == 0 || self.usage.queue_capacity == 0 {
+            return invalid("usage.batch_size and usage.queue_capacity must be positive".into());
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return invalid(format!("log.format must be \"text\" or \"json\", not {:?}", self.log.format));
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections must be at least 1".into());
+        }
+        if let Some(path) = &self.database_url_file {
+            self.database_url = Some(read_secret_file(path, "database_url_file")?);
+        }
+        if let Some(path) = &self.admin_token_file {
+            self.admin_token = Some(read_secret_file(path, "admin_token_file")?);
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose().len() < 32
+        {
+            return invalid("the admin token must be at least 32 characters".into());
+        }
+        let url = self.database_url();
+        let url = url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return invalid("database_url must start with sqlite:// or postgres://".into());
+        }
+        Ok(self)
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    #[must_use]
+    pub fn database_url(&self) -> Secret {
+        match &self.database_url {
+            Some(url) if !url.expose().is_empty() => url.clone(),
+            _ => Secret::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("promptvault.db").display()
+            )),
+        }
+    }
+
+    #[must_use]
+    pub fn render_limits(&self) -> RenderLimits {
+        RenderLimits {
+            fuel: self.render.fuel,
+            max_output_bytes: self.render.max_output_bytes,
+            recursion_limit: self.render.recursion_limit,
+        }
+    }
+
+    #[must_use]
+    pub fn default_label(&self) -> LabelName {
+        LabelName::parse(&self.default_label).unwrap_or_else(|_| LabelName::latest())
+    }
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<Secret, SettingsError> {
+    std::fs::read_to_string(path)
+        .map(|s| Secret::new(s.trim().to_owned()))
+        .map_err(|e| SettingsError::Invalid(format!("{what} {}: {e}", path.display())))
+}
+
+/// An annotated example configuration (`promptvault config example`).
+pub const EXAMPLE: &str = include_str!("../promptvault.example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_mentions_every_setting() {
+        let parsed: Settings = toml::from_str(EXAMPLE).expect("example parses");
+        assert_eq!(parsed.default_label, "production");
+        for key in [
+            "listen", "data_dir", "database_url", "database_url_file", "pg_schema", "max_connections",
+            "default_label", "body_limit_bytes", "admin_token_file", "[render]", "fuel", "max_output_bytes",
+            "recursion_limit", "[usage]", "batch_size", "flush_interval_ms", "queue_capacity", "[cache]",
+            "max_entries", "[log]", "format", "level",
+        ] {
+            assert!(EXAMPLE.contains(key), "example config should mention {key}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Settings>("lsten = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn validation_says_what_to_change() {
+        let mut s = Settings::default();
+        s.default_label = "Prod!".into();
+        assert!(s.validate().unwrap_err().to_string().contains("default_label"));
+        let mut s = Settings::default();
+        s.database_url = Some(Secret::new("mysql://x".into()));
+        assert!(s.validate().unwrap_err().to_string().contains("sqlite:// or postgres://"));
+        let mut s = Settings::default();
+        s.admin_token = Some(Secret::new("short".into()));
+        assert!(s.validate().unwrap_err().to_string().contains("32 characters"));
+    }
+
+    #[test]
+    fn sqlite_in_the_data_dir_by_default() {
+        let s = Settings { data_dir: PathBuf::from("/tmp/pv"), ..Settings::default() };
+        assert_eq!(s.database_url().expose(), "sqlite:///tmp/pv/promptvault.db");
+    }
+}
