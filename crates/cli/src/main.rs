@@ -1,1 +1,177 @@
-fn main() {}
+//! `promptvault`: the server (`serve`, `demo`) and its command-line client.
+
+mod client;
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use client::{CliError, Client, exit};
+use output::Out;
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  unexpected failure
+  2  bad command-line usage
+  3  not found (template, version, label, type, rendering)
+  4  conflict: the name is taken, a stale write (ETag), a precondition
+  5  authentication or permission refused
+  6  invalid input (refused by validation)
+  7  the server cannot be reached or failed";
+
+/// A self-hosted registry for prompt templates: versioned, validated,
+/// rendered and recorded.
+#[derive(Debug, Parser)]
+#[command(name = "promptvault", version, about, after_help = EXIT_CODES, propagate_version = true)]
+struct Cli {
+    /// Server URL for the client verbs.
+    #[arg(long, global = true, env = "PROMPTVAULT_URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// API key for the client verbs.
+    #[arg(long, global = true, env = "PROMPTVAULT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON (the API's responses) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Never colour the output (also: NO_COLOR).
+    #[arg(long, global = true)]
+    no_color: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run the server with example templates and walk through what it does.
+    Demo(DemoArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Prompt types: categories with an optional parameter contract.
+    #[command(subcommand, alias = "type")]
+    Types(cmd::catalog::TypeCommand),
+    /// Templates: create, list, show, search, update, delete.
+    #[command(subcommand, alias = "template")]
+    Templates(cmd::catalog::TemplateCommand),
+    /// Versions: create, list, show, diff, delete drafts.
+    #[command(subcommand, alias = "version")]
+    Versions(cmd::versions::VersionCommand),
+    /// Labels: set, remove, list, history.
+    #[command(subcommand, alias = "label")]
+    Labels(cmd::versions::LabelCommand),
+    /// Render a template with parameters.
+    Render(cmd::render::RenderArgs),
+    /// Make an earlier version current again.
+    Rollback(cmd::versions::RollbackArgs),
+    /// Report whether a rendering worked.
+    Outcome(cmd::render::OutcomeArgs),
+    /// Usage of a template: times used, last used, success rate.
+    Metrics(cmd::render::MetricsArgs),
+    /// Show a recorded rendering.
+    Prompt(cmd::render::PromptArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print an annotated example configuration file.
+    Example,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for the SQLite database and the admin token file.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// sqlite://PATH or postgres://… (default: SQLite in the data directory).
+    #[arg(long, hide_env_values = true)]
+    database_url: Option<String>,
+    /// TOML configuration file (also: PROMPTVAULT_CONFIG).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory for the demo's database.
+    #[arg(long, default_value = "promptvault-demo")]
+    data_dir: PathBuf,
+    /// Show the tour and stop, instead of serving until Ctrl-C.
+    #[arg(long)]
+    once: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let out = Out::new(cli.json, cli.no_color);
+    let client = || Client::new(&cli.server, cli.token.clone());
+    match cli.command {
+        Command::Serve(args) => cmd::serve::serve(args).await,
+        Command::Demo(args) => cmd::serve::demo(args, out).await,
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", promptvault_server::settings::EXAMPLE);
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "promptvault", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Types(c) => cmd::catalog::types(&client()?, out, c).await,
+        Command::Templates(c) => cmd::catalog::templates(&client()?, out, c).await,
+        Command::Versions(c) => cmd::versions::versions(&client()?, out, c).await,
+        Command::Labels(c) => cmd::versions::labels(&client()?, out, c).await,
+        Command::Rollback(a) => cmd::versions::rollback(&client()?, out, a).await,
+        Command::Render(a) => cmd::render::render(&client()?, out, a).await,
+        Command::Outcome(a) => cmd::render::outcome(&client()?, out, a).await,
+        Command::Metrics(a) => cmd::render::metrics(&client()?, out, a).await,
+        Command::Prompt(a) => cmd::render::prompt(&client()?, out, a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
