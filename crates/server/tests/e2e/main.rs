@@ -1,0 +1,39 @@
+//! End-to-end: the real server on 127.0.0.1:0, over HTTP, against SQLite
+//! and (with PROMPTVAULT_TEST_DATABASE_URL) PostgreSQL.
+
+mod api;
+mod catalog;
+mod input;
+mod render;
+mod support;
+mod versions;
+
+fn main() {
+    promptvault_testkit::run_cases(promptvault_testkit::cases![
+        catalog::templates_round_trip_with_folder_names,
+        catalog::reads_resolve_the_default_label_or_say_what_is_missing,
+        catalog::metadata_updates_need_the_current_etag,
+        catalog::listing_filters_pages_and_search,
+        catalog::prompt_types_and_contracts,
+        catalog::deleting_a_template_keeps_its_renderings,
+        versions::semantic_versions_are_computed,
+        versions::stale_bases_and_unchanged_content_are_refused,
+        versions::drafts_are_edited_in_place_with_if_match,
+        versions::labels_move_with_history_and_optimistic_concurrency,
+        versions::rollback_moves_a_label_back_or_restores_content,
+        versions::diffs_show_text_and_schema_changes,
+        render::renders_validate_and_record,
+        render::chat_templates_fill_placeholders,
+        render::includes_resolve_at_render_time,
+        render::render_bombs_end_with_a_clear_error,
+        render::outcomes_and_metrics,
+        render::graceful_shutdown_loses_no_usage_record,
+        render::concurrent_renders_are_all_recorded,
+        input::malformed_requests_are_refused_and_change_nothing,
+        input::oversized_bodies_are_refused,
+        input::unknown_names_are_404_problems,
+        input::every_api_route_requires_a_key,
+        api::openapi_document_matches_the_routes,
+        api::health_ready_and_metrics,
+    ])
+}
