@@ -76,7 +76,7 @@ impl PgStore {
         let (changes, _) = broadcast::channel(1024);
         // Listening starts before `connect` returns: a subscriber created
         // right after misses nothing another process commits later.
-        let listener = notify::ListenerTask::start(connect, changes.clone()).await?;
+        let listener = notify::ListenerTask::start(connect, schema, changes.clone()).await?;
         Ok(Self {
             pool,
             changes,

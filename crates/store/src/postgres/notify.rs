@@ -59,16 +59,19 @@ impl ListenerTask {
     /// spawns the task that forwards notices.
     pub(super) async fn start(
         options: PgConnectOptions,
+        schema: &str,
         changes: broadcast::Sender<ChangeNotice>,
     ) -> Result<Self> {
         // A pool of its own, so the long-lived LISTEN connection neither
-        // counts against the store's pool nor gets reaped as idle.
+        // counts against the store's pool nor gets reaped as idle. The
+        // application name tells operators which store's listener it is.
+        let name = format!("promptvault-listener {schema}");
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.application_name("promptvault-listener"))
+            .connect_with(options.application_name(&name))
             .await?;
         let listener = listen(&pool).await?;
         let cancel = CancellationToken::new();
