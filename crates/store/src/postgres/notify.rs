@@ -31,6 +31,7 @@ pub(super) const CHANNEL: &str = "promptvault_changes";
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Announces the change to other processes, then commits.
 pub(super) async fn commit(
@@ -82,13 +83,20 @@ impl ListenerTask {
         })
     }
 
-    /// Stops the task and waits until its connection is closed.
+    /// Stops the task and waits (a bounded time) until its connection is
+    /// closed: an unresponsive server must not make `close()` hang.
     pub(super) async fn stop(&self) {
         self.cancel.cancel();
         let handle = self.handle.lock().await.take();
-        if let Some(handle) = handle {
+        if let Some(mut handle) = handle {
             // A task that panicked has nothing left to clean up.
-            let _ = handle.await;
+            if tokio::time::timeout(STOP_TIMEOUT, &mut handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!("change listener did not stop in time; abandoning its connection");
+                handle.abort();
+            }
         }
     }
 }

@@ -129,7 +129,7 @@ impl PgStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO user_role (user_id, role) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO user_role (user_id, role) SELECT $1, unnest($2::text[])")
             .bind(user.id.as_uuid())
             .bind(&user.roles)
             .execute(&mut *tx)
