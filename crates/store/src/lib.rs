@@ -8,6 +8,7 @@
 
 pub mod cursor;
 mod error;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 mod store;
@@ -46,7 +47,7 @@ impl StoreOptions {
 pub async fn connect(options: &StoreOptions) -> Result<Arc<dyn Store>> {
     let url = options.url.as_str();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Setup("PostgreSQL support is being built".into()))
+        Ok(Arc::new(postgres::PgStore::connect(options).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?))
     } else {

@@ -3,10 +3,12 @@
 
 mod catalog;
 mod fixtures;
+mod notices;
 mod usage;
 mod versions;
 
 use catalog::*;
+use notices::*;
 use usage::*;
 use versions::*;
 
@@ -37,7 +39,10 @@ fn main() {
         corrupted_version_rows_are_errors,
         usage_records_renders_outcomes_and_metrics,
         usage_keeps_renders_of_deleted_versions,
+        usage_races_with_draft_deletion,
         bootstrap_admin_happens_once,
         timestamps_round_trip_to_the_microsecond,
+        change_notices_reach_subscribers,
+        change_notices_reach_other_stores,
     ])
 }

@@ -127,3 +127,26 @@ pub async fn timestamps_round_trip_to_the_microsecond(db: Arc<TestDb>) {
     assert_eq!(v2.created_at, at);
     assert!(v.created_at <= v2.created_at + chrono::Duration::seconds(5));
 }
+
+pub async fn usage_races_with_draft_deletion(db: Arc<TestDb>) {
+    // Renders of a draft being deleted at the same moment: whichever commits
+    // first, the batch succeeds and every render is kept (attached or
+    // detached), never an error.
+    let s = db.open().await;
+    let (t, _) = simple(&s, "race-used").await;
+    for round in 0..20u32 {
+        let latest = s.get_template(&t.name).await.unwrap().unwrap();
+        let v = s.create_version(t.id, latest.latest_seq, version(&format!("round {round}"), &format!("2.{round}.0")), now()).await.unwrap();
+        let renders: Vec<PromptRecord> = (0..5).map(|_| render(&t, &v, now())).collect();
+        let batch = renders.iter().cloned().map(|r| UsageEvent::Render(Box::new(r))).collect();
+        let (s1, s2) = (s.clone(), s.clone());
+        let usage = tokio::spawn(async move { s1.record_usage(batch).await });
+        let delete = tokio::spawn(async move { s2.delete_draft(t.id, v.seq, promptvault_store::Expect::Any).await });
+        usage.await.unwrap().unwrap();
+        delete.await.unwrap().unwrap();
+        for r in &renders {
+            assert_eq!(s.get_prompt(r.id).await.unwrap().unwrap().prompt_text, "Hello Ada");
+        }
+    }
+    assert_eq!(s.template_metrics(t.id).await.unwrap().total.times_used, 0, "counters of deleted versions go with them");
+}

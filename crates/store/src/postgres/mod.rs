@@ -1,0 +1,352 @@
+//! The PostgreSQL backend: the tables live in one schema
+//! (`StoreOptions.pg_schema`), which every pooled connection has as its
+//! `search_path`.
+//!
+//! Unlike SQLite there is no single writer, so writes that read then write
+//! lock the row they depend on first (`SELECT … FOR NO KEY UPDATE` on the
+//! template, `FOR UPDATE` on a type or a template being deleted) and
+//! concurrent writers queue behind it. Every write that SQLite announces is
+//! also announced with `pg_notify` inside its transaction, so other processes
+//! sharing the database drop their cached rows (see `notify`).
+
+mod catalog;
+mod codec;
+mod labels;
+mod notify;
+mod prompt_types;
+mod search;
+mod setup;
+mod usage;
+mod versions;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use promptvault_core::model::{
+    Label, LabelMove, PromptRecord, PromptType, Revision, Template, Version,
+};
+use promptvault_core::{
+    ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName, UserId,
+    VersionStatus,
+};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::broadcast;
+
+use crate::StoreOptions;
+use crate::error::{Result, StoreError};
+use crate::store::{Backend, Store};
+use crate::types::{
+    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
+    OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics,
+    TemplatePatch, UsageEvent, User, VersionSelector,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A store in one schema of a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    changes: broadcast::Sender<ChangeNotice>,
+    listener: Arc<notify::ListenerTask>,
+}
+
+impl PgStore {
+    /// Creates the schema if missing, migrates it, and starts listening for
+    /// other processes' change notices.
+    pub async fn connect(options: &StoreOptions) -> Result<Self> {
+        let schema = options.pg_schema.as_str();
+        setup::check_schema_name(schema)?;
+        let base = PgConnectOptions::from_str(&options.url)?;
+        setup::create_schema(&base, schema).await?;
+        // `options` escapes the value itself; the name is validated anyway.
+        let connect = base
+            .clone()
+            .application_name("promptvault")
+            .options([("search_path", schema)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect.clone())
+            .await?;
+        // `_sqlx_migrations` is created unqualified, so it lands in the schema.
+        MIGRATOR.run(&pool).await?;
+        let (changes, _) = broadcast::channel(1024);
+        // Listening starts before `connect` returns: a subscriber created
+        // right after misses nothing another process commits later.
+        let listener = notify::ListenerTask::start(connect, schema, changes.clone()).await?;
+        Ok(Self {
+            pool,
+            changes,
+            listener: Arc::new(listener),
+        })
+    }
+
+    fn notify(&self, template: Option<&TemplateName>) {
+        // No receivers is fine: nobody caches yet.
+        let _ = self.changes.send(ChangeNotice {
+            template: template.cloned(),
+        });
+    }
+}
+
+/// The optimistic-concurrency check shared by every conditional write.
+fn check(expect: Expect, what: &'static str, current: Revision) -> Result<()> {
+    match expect {
+        Expect::Revision(r) if r != current => Err(StoreError::Stale {
+            what,
+            current: Some(current),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ChangeNotice> {
+        self.changes.subscribe()
+    }
+
+    async fn close(&self) {
+        self.listener.stop().await;
+        self.pool.close().await;
+    }
+
+    async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
+        self.bootstrap_admin_impl(user, key).await
+    }
+
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+        self.find_api_key_impl(prefix).await
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>> {
+        self.get_user_impl(id).await
+    }
+
+    async fn create_prompt_type(
+        &self,
+        new: NewPromptType,
+        at: DateTime<Utc>,
+    ) -> Result<PromptType> {
+        let t = self.create_prompt_type_impl(new, at).await?;
+        self.notify(None);
+        Ok(t)
+    }
+
+    async fn get_prompt_type(&self, key: &PromptTypeKey) -> Result<Option<PromptType>> {
+        self.get_prompt_type_by_key_impl(key).await
+    }
+
+    async fn get_prompt_type_by_id(&self, id: PromptTypeId) -> Result<Option<PromptType>> {
+        self.get_prompt_type_by_id_impl(id).await
+    }
+
+    async fn list_prompt_types(&self) -> Result<Vec<PromptType>> {
+        self.list_prompt_types_impl().await
+    }
+
+    async fn update_prompt_type(
+        &self,
+        key: &PromptTypeKey,
+        expect: Expect,
+        patch: PromptTypePatch,
+        at: DateTime<Utc>,
+    ) -> Result<PromptType> {
+        let t = self.update_prompt_type_impl(key, expect, patch, at).await?;
+        self.notify(None);
+        Ok(t)
+    }
+
+    async fn delete_prompt_type(&self, key: &PromptTypeKey, expect: Expect) -> Result<()> {
+        self.delete_prompt_type_impl(key, expect).await?;
+        self.notify(None);
+        Ok(())
+    }
+
+    async fn create_template(
+        &self,
+        new: NewTemplate,
+        first: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<(Template, Version)> {
+        let created = self.create_template_impl(new, first, at).await?;
+        self.notify(Some(&created.0.name));
+        Ok(created)
+    }
+
+    async fn get_template(&self, name: &TemplateName) -> Result<Option<Template>> {
+        self.get_template_impl(name).await
+    }
+
+    async fn update_template(
+        &self,
+        name: &TemplateName,
+        expect: Expect,
+        patch: TemplatePatch,
+        at: DateTime<Utc>,
+    ) -> Result<Template> {
+        let t = self.update_template_impl(name, expect, patch, at).await?;
+        self.notify(Some(name));
+        Ok(t)
+    }
+
+    async fn delete_template(&self, name: &TemplateName, expect: Expect) -> Result<()> {
+        self.delete_template_impl(name, expect).await?;
+        self.notify(Some(name));
+        Ok(())
+    }
+
+    async fn list_templates(
+        &self,
+        filter: &TemplateFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Template>> {
+        self.list_templates_impl(filter, page).await
+    }
+
+    async fn create_version(
+        &self,
+        template: TemplateId,
+        base_seq: u32,
+        new: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<Version> {
+        let (name, v) = self
+            .create_version_impl(template, base_seq, new, at)
+            .await?;
+        self.notify(Some(&name));
+        Ok(v)
+    }
+
+    async fn update_draft(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        new: NewVersion,
+        at: DateTime<Utc>,
+    ) -> Result<Version> {
+        let (name, v) = self
+            .update_draft_impl(template, seq, expect, new, at)
+            .await?;
+        self.notify(Some(&name));
+        Ok(v)
+    }
+
+    async fn delete_draft(&self, template: TemplateId, seq: u32, expect: Expect) -> Result<()> {
+        let name = self.delete_draft_impl(template, seq, expect).await?;
+        self.notify(Some(&name));
+        Ok(())
+    }
+
+    async fn set_version_status(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        status: VersionStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Version> {
+        let (name, v) = self
+            .set_version_status_impl(template, seq, expect, status, at)
+            .await?;
+        self.notify(Some(&name));
+        Ok(v)
+    }
+
+    async fn get_version(
+        &self,
+        template: TemplateId,
+        selector: &VersionSelector,
+    ) -> Result<Option<Version>> {
+        self.get_version_impl(template, selector).await
+    }
+
+    async fn resolve(
+        &self,
+        name: &TemplateName,
+        selector: &VersionSelector,
+    ) -> Result<Option<(Template, Version)>> {
+        self.resolve_impl(name, selector).await
+    }
+
+    async fn list_versions(
+        &self,
+        template: TemplateId,
+        page: &PageRequest,
+    ) -> Result<Page<Version>> {
+        self.list_versions_impl(template, page).await
+    }
+
+    async fn set_label(
+        &self,
+        template: TemplateId,
+        label: &LabelName,
+        seq: u32,
+        expect: Expect,
+        by: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Label> {
+        let (name, l) = self
+            .set_label_impl(template, label, seq, expect, by, at)
+            .await?;
+        self.notify(Some(&name));
+        Ok(l)
+    }
+
+    async fn delete_label(
+        &self,
+        template: TemplateId,
+        label: &LabelName,
+        expect: Expect,
+        by: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let name = self
+            .delete_label_impl(template, label, expect, by, at)
+            .await?;
+        self.notify(Some(&name));
+        Ok(())
+    }
+
+    async fn list_labels(&self, template: TemplateId) -> Result<Vec<Label>> {
+        self.list_labels_impl(template).await
+    }
+
+    async fn label_history(
+        &self,
+        template: TemplateId,
+        label: Option<&LabelName>,
+        limit: u32,
+    ) -> Result<Vec<LabelMove>> {
+        self.label_history_impl(template, label, limit).await
+    }
+
+    async fn record_usage(&self, events: Vec<UsageEvent>) -> Result<Vec<OutcomeResult>> {
+        self.record_usage_impl(events).await
+    }
+
+    async fn get_prompt(&self, id: PromptId) -> Result<Option<PromptRecord>> {
+        self.get_prompt_impl(id).await
+    }
+
+    async fn template_metrics(&self, template: TemplateId) -> Result<TemplateMetrics> {
+        self.template_metrics_impl(template).await
+    }
+}

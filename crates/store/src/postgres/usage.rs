@@ -1,0 +1,357 @@
+//! Renders, outcomes, metrics, users and keys on PostgreSQL.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use promptvault_core::model::{Outcome, OutcomeRecord, PromptRecord};
+use promptvault_core::{ApiKeyId, PromptId, TemplateId, UserId};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::PgStore;
+use super::codec;
+use crate::error::Result;
+use crate::rows::{ApiKeyRow, UsageRow, UserRow};
+use crate::types::{
+    ApiKeyRecord, NewApiKey, NewUser, OutcomeResult, TemplateMetrics, UsageEvent, User,
+};
+
+/// Rows per multi-row INSERT: 13 binds each, far below PostgreSQL's 65535.
+const CHUNK: usize = 1000;
+
+#[derive(Default)]
+struct Counter {
+    times_used: i64,
+    last_used: Option<DateTime<Utc>>,
+    successes: i64,
+    failures: i64,
+}
+
+/// Counters per (template, version); ordered, so concurrent batches update
+/// `usage_stats` rows in the same order and cannot deadlock on them.
+type Counters = BTreeMap<(Uuid, Uuid), Counter>;
+
+impl PgStore {
+    pub(super) async fn record_usage_impl(
+        &self,
+        events: Vec<UsageEvent>,
+    ) -> Result<Vec<OutcomeResult>> {
+        match self.record_usage_once(&events).await {
+            // A version (or template) checked as live was deleted by a
+            // transaction that committed before our insert: the whole batch
+            // rolled back, so run it again; the re-check stores those
+            // renders detached.
+            Err(e) if codec::is_retryable(&e) => {
+                tracing::debug!(error = %e, "usage batch raced a delete; retrying once");
+                self.record_usage_once(&events).await
+            }
+            other => other,
+        }
+    }
+
+    async fn record_usage_once(&self, events: &[UsageEvent]) -> Result<Vec<OutcomeResult>> {
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::new();
+        let mut counters = Counters::new();
+        let mut pending: Vec<&PromptRecord> = Vec::new();
+        for event in events {
+            match event {
+                UsageEvent::Render(p) => pending.push(p),
+                UsageEvent::Outcome { prompt_id, outcome } => {
+                    // Renders queued before this outcome must be visible to it.
+                    flush_renders(&mut tx, &mut pending, &mut counters).await?;
+                    results.push(apply_outcome(&mut tx, *prompt_id, outcome, &mut counters).await?);
+                }
+            }
+        }
+        flush_renders(&mut tx, &mut pending, &mut counters).await?;
+        write_counters(&mut tx, &counters).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    pub(super) async fn get_prompt_impl(&self, id: PromptId) -> Result<Option<PromptRecord>> {
+        let row = sqlx::query("SELECT * FROM prompt WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(codec::prompt(&r)?.decode()?.record))
+            .transpose()
+    }
+
+    pub(super) async fn template_metrics_impl(
+        &self,
+        template: TemplateId,
+    ) -> Result<TemplateMetrics> {
+        let rows = sqlx::query(
+            "SELECT v.seq, s.times_used, s.last_used, s.successes, s.failures FROM usage_stats s \
+             JOIN prompt_template_version v ON v.id = s.version_id WHERE s.template_id = $1 ORDER BY v.seq DESC",
+        )
+        .bind(template.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut metrics = TemplateMetrics::default();
+        for r in rows {
+            let (seq, m) = UsageRow {
+                seq: r.try_get("seq")?,
+                times_used: r.try_get("times_used")?,
+                last_used: r.try_get("last_used")?,
+                successes: r.try_get("successes")?,
+                failures: r.try_get("failures")?,
+            }
+            .decode()?;
+            metrics.total.merge(&m);
+            metrics.versions.push((seq, m));
+        }
+        Ok(metrics)
+    }
+
+    pub(super) async fn bootstrap_admin_impl(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Two servers starting at once must not both create an admin: this
+        // lock mode conflicts with itself and with inserts, not with reads.
+        sqlx::query("LOCK TABLE api_key IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_key")
+            .fetch_one(&mut *tx)
+            .await?;
+        if keys > 0 {
+            return Ok(false);
+        }
+        let now = key_time();
+        sqlx::query("INSERT INTO \"user\" (id, email, first_name, last_name, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(user.id.as_uuid())
+            .bind(&user.email)
+            .bind(&user.first_name)
+            .bind(&user.last_name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO user_role (user_id, role) SELECT $1, unnest($2::text[])")
+            .bind(user.id.as_uuid())
+            .bind(&user.roles)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO api_key (id, user_id, name, prefix, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id.as_uuid())
+        .bind(key.user_id.as_uuid())
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(key.secret_hash.as_slice())
+        .bind(now)
+        .bind(key.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn find_api_key_impl(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+        let Some(r) = sqlx::query("SELECT * FROM api_key WHERE prefix = $1")
+            .bind(prefix)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user_id: Uuid = r.try_get("user_id")?;
+        Ok(Some(
+            ApiKeyRow {
+                id: r.try_get("id")?,
+                user_id,
+                name: r.try_get("name")?,
+                prefix: r.try_get("prefix")?,
+                secret_hash: r.try_get("secret_hash")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+                roles: self.roles_of(user_id).await?,
+            }
+            .decode()?,
+        ))
+    }
+
+    async fn roles_of(&self, user: Uuid) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT role FROM user_role WHERE user_id = $1 ORDER BY role")
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(super) async fn touch_api_key_impl(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE api_key SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn get_user_impl(&self, id: UserId) -> Result<Option<User>> {
+        let Some(r) = sqlx::query("SELECT * FROM \"user\" WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: Uuid = r.try_get("id")?;
+        Ok(Some(
+            UserRow {
+                id,
+                supabase_user_id: r.try_get("supabase_user_id")?,
+                did: r.try_get("did")?,
+                external_user_id: r.try_get("external_user_id")?,
+                email: r.try_get("email")?,
+                at_protocol_handle: r.try_get("at_protocol_handle")?,
+                data: r.try_get("data")?,
+                first_name: r.try_get("first_name")?,
+                last_name: r.try_get("last_name")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+                roles: self.roles_of(id).await?,
+            }
+            .decode(),
+        ))
+    }
+}
+
+fn key_time() -> DateTime<Utc> {
+    promptvault_core::model::truncate_to_micros(Utc::now())
+}
+
+/// Inserts queued renders. A render whose version was deleted meanwhile is
+/// kept, detached (NULL ids), like renders of deleted templates. A delete
+/// that commits after the check makes the insert fail on a foreign key; the
+/// caller then retries the batch.
+async fn flush_renders(
+    conn: &mut PgConnection,
+    pending: &mut Vec<&PromptRecord>,
+    counters: &mut Counters,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let versions: Vec<Uuid> = pending.iter().map(|p| *p.version_id.as_uuid()).collect();
+    let live: HashSet<Uuid> =
+        sqlx::query_scalar("SELECT id FROM prompt_template_version WHERE id = ANY($1)")
+            .bind(&versions)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    for chunk in pending.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO prompt (id, prompt_template_id, prompt_type_id, version_id, version_seq, data, prompt_text, \
+             sender_id, created_at, session_id, request_id, agent_id, deployment_model) ",
+        );
+        qb.push_values(chunk, |mut b, p| {
+            let alive = live.contains(p.version_id.as_uuid());
+            b.push_bind(*p.id.as_uuid())
+                .push_bind(alive.then(|| *p.template_id.as_uuid()))
+                .push_bind(alive.then(|| *p.prompt_type_id.as_uuid()))
+                .push_bind(alive.then(|| *p.version_id.as_uuid()))
+                .push_bind(i64::from(p.version_seq))
+                .push_bind(Json(p.data.clone()))
+                .push_bind(p.prompt_text.clone())
+                .push_bind(p.sender_id.map(Uuid::from))
+                .push_bind(p.created_at)
+                .push_bind(p.metadata.session_id.clone())
+                .push_bind(p.metadata.request_id.clone())
+                .push_bind(p.metadata.agent_id.clone())
+                .push_bind(p.metadata.deployment_model.as_str());
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    for p in pending.drain(..) {
+        let version = *p.version_id.as_uuid();
+        if !live.contains(&version) {
+            continue;
+        }
+        let c = counters
+            .entry((*p.template_id.as_uuid(), version))
+            .or_default();
+        c.times_used += 1;
+        c.last_used = c.last_used.max(Some(p.created_at));
+    }
+    Ok(())
+}
+
+/// Records the first outcome of a render. The conditional UPDATE is the
+/// check: of two batches reporting the same render, the second waits for
+/// the first's row lock, then finds the outcome set.
+async fn apply_outcome(
+    conn: &mut PgConnection,
+    prompt: PromptId,
+    outcome: &OutcomeRecord,
+    counters: &mut Counters,
+) -> Result<OutcomeResult> {
+    let label = match outcome.outcome {
+        Outcome::Success => "success",
+        Outcome::Failure => "failure",
+    };
+    let updated: Option<(Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
+        "UPDATE prompt SET outcome = $1, outcome_detail = $2, outcome_at = $3 WHERE id = $4 AND outcome IS NULL \
+         RETURNING prompt_template_id, version_id",
+    )
+    .bind(label)
+    .bind(&outcome.detail)
+    .bind(outcome.at)
+    .bind(prompt.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(ids) = updated else {
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM prompt WHERE id = $1)")
+            .bind(prompt.as_uuid())
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(if exists {
+            OutcomeResult::AlreadyReported
+        } else {
+            OutcomeResult::UnknownPrompt
+        });
+    };
+    if let (Some(t), Some(v)) = ids {
+        let c = counters.entry((t, v)).or_default();
+        match outcome.outcome {
+            Outcome::Success => c.successes += 1,
+            Outcome::Failure => c.failures += 1,
+        }
+    }
+    Ok(OutcomeResult::Recorded)
+}
+
+/// Adds the batch's counters to `usage_stats`; `last_used` only moves forward.
+async fn write_counters(conn: &mut PgConnection, counters: &Counters) -> Result<()> {
+    let rows: Vec<_> = counters.iter().collect();
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO usage_stats (template_id, version_id, times_used, last_used, successes, failures) ",
+        );
+        qb.push_values(chunk, |mut b, ((template, version), c)| {
+            b.push_bind(*template)
+                .push_bind(*version)
+                .push_bind(c.times_used)
+                .push_bind(c.last_used)
+                .push_bind(c.successes)
+                .push_bind(c.failures);
+        });
+        qb.push(
+            " ON CONFLICT (template_id, version_id) DO UPDATE SET \
+             times_used = usage_stats.times_used + excluded.times_used, \
+             last_used = GREATEST(usage_stats.last_used, excluded.last_used), \
+             successes = usage_stats.successes + excluded.successes, \
+             failures = usage_stats.failures + excluded.failures",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
