@@ -74,6 +74,8 @@ enum Command {
     Metrics(cmd::render::MetricsArgs),
     /// Show a recorded rendering.
     Prompt(cmd::render::PromptArgs),
+    /// Print the OpenAPI 3.1 document of the REST API.
+    Openapi,
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -148,6 +150,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => cmd::serve::demo(args, out).await,
         Command::Config(ConfigCommand::Example) => {
             print!("{}", promptvault_server::settings::EXAMPLE);
+            Ok(())
+        }
+        Command::Openapi => {
+            let doc = promptvault_server::api::openapi();
+            let text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| CliError::new(exit::FAILURE, format!("cannot serialize the document: {e}")))?;
+            println!("{text}");
             Ok(())
         }
         Command::Completions { shell } => {

@@ -181,6 +181,8 @@ pub enum ContentError {
     DuplicatePlaceholder(String),
     #[error("`config` must be a JSON object")]
     ConfigNotObject,
+    #[error("{0} contains a NUL character, which is not accepted")]
+    Nul(&'static str),
     #[error("`config` is {size} bytes; the limit is {MAX_CONFIG_BYTES}")]
     ConfigTooLarge { size: usize },
 }
@@ -194,6 +196,9 @@ impl Config {
     pub fn parse(value: Value) -> Result<Self, ContentError> {
         match value {
             Value::Object(map) => {
+                if crate::text::find_nul(&Value::Object(map.clone())).is_some() {
+                    return Err(ContentError::Nul("`config`"));
+                }
                 let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
                 if size > MAX_CONFIG_BYTES {
                     return Err(ContentError::ConfigTooLarge { size });
@@ -233,6 +238,9 @@ pub struct VersionContent {
 impl VersionContent {
     /// Checks the size and shape rules that do not need the template engine.
     pub fn check_shape(body: &TemplateBody) -> Result<(), ContentError> {
+        if body.sources().any(|s| s.contains('\0')) {
+            return Err(ContentError::Nul("the template"));
+        }
         let size: usize = body.sources().map(str::len).sum();
         if size > MAX_TEMPLATE_BYTES {
             return Err(ContentError::TooLarge {
@@ -313,6 +321,15 @@ mod tests {
             VersionContent::check_shape(&dup),
             Err(ContentError::DuplicatePlaceholder("h".into()))
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        assert_eq!(
+            VersionContent::check_shape(&TemplateBody::Text("a\0b".into())),
+            Err(ContentError::Nul("the template"))
+        );
+        assert_eq!(Config::parse(json!({"k": ["x\u{0}"]})), Err(ContentError::Nul("`config`")));
     }
 
     #[test]

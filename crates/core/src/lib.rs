@@ -19,6 +19,7 @@ pub mod render;
 pub mod schema;
 pub mod schema_diff;
 pub mod status;
+pub mod text;
 pub mod versioning;
 
 pub use classification::{DeploymentModel, SecurityClassification};

@@ -22,6 +22,8 @@ pub enum SchemaError {
     NotObjectType,
     #[error("the parameter schema must use JSON Schema 2020-12 (\"$schema\": \"{DIALECT}\"), not {0}")]
     WrongDialect(String),
+    #[error("the parameter schema contains a NUL character at {0}")]
+    Nul(String),
     #[error("the parameter schema is {0} bytes; the limit is {MAX_SCHEMA_BYTES}")]
     TooLarge(usize),
     #[error("parameter name {0:?} cannot be used as a template variable: use letters, digits and '_', not starting with a digit")]
@@ -52,6 +54,9 @@ impl Default for ParameterSchema {
 impl ParameterSchema {
     pub fn parse(value: Value) -> Result<Self, SchemaError> {
         let obj = value.as_object().ok_or(SchemaError::NotAnObject)?;
+        if let Some(at) = crate::text::find_nul(&value) {
+            return Err(SchemaError::Nul(at));
+        }
         let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
         if size > MAX_SCHEMA_BYTES {
             return Err(SchemaError::TooLarge(size));

@@ -303,6 +303,19 @@ impl CompiledTemplate {
         let Value::Object(mut params) = params else {
             return Err(RenderError::ParametersNotObject);
         };
+        // NUL cannot be stored (PostgreSQL refuses it) and never belongs in a prompt.
+        let nul = |pointer: String| {
+            RenderError::InvalidParameters(vec![Violation {
+                pointer,
+                message: "NUL characters are not accepted".into(),
+            }])
+        };
+        if let Some(at) = crate::text::find_nul(&Value::Object(params.clone())) {
+            return Err(nul(at));
+        }
+        if let Some(at) = crate::text::find_nul(&Value::Object(placeholders.clone())) {
+            return Err(nul(format!("/placeholders{at}")));
+        }
         self.schema.apply_defaults(&mut params);
         let as_value = Value::Object(params);
         self.schema
@@ -346,6 +359,13 @@ impl CompiledTemplate {
                 RenderedBody::Chat(messages)
             }
         };
+        let has_nul = match &body {
+            RenderedBody::Text(t) => t.contains('\0'),
+            RenderedBody::Chat(m) => m.iter().any(|m| m.content.contains('\0')),
+        };
+        if has_nul {
+            return Err(RenderError::Failed("the output contains a NUL character".into()));
+        }
         let known: BTreeSet<&str> = self
             .parts
             .iter()

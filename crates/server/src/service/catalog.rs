@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::cache::SelectorKey;
 use super::content::{self, ContentInput};
-use super::{Missing, ReadSelector, Registry, Result, ServiceError};
+use super::{Missing, ReadSelector, Registry, Result, ServiceError, check_text};
 use promptvault_store::ChangeNotice;
 
 #[derive(Debug, Clone)]
@@ -51,17 +51,6 @@ pub struct TemplateView {
     pub labels: Vec<Label>,
 }
 
-fn check_text(what: &str, value: Option<&String>, max: usize) -> Result<()> {
-    if let Some(v) = value
-        && v.chars().count() > max
-    {
-        return Err(ServiceError::invalid(
-            "invalid_request",
-            format!("{what} may be at most {max} characters"),
-        ));
-    }
-    Ok(())
-}
 
 fn check_tags(tags: &[Tag]) -> Result<()> {
     if tags.len() > 50 {
@@ -142,9 +131,9 @@ impl Registry {
     /// Creates a template with its first version (1.0.0, a draft).
     pub async fn create_template(&self, who: &Principal, input: CreateTemplate) -> Result<(TemplateView, Vec<String>)> {
         self.authorize(who, Action::Create, Resource::Template)?;
-        check_text("description", input.description.as_ref(), 2_000)?;
-        check_text("long_description_markdown", input.long_description_markdown.as_ref(), 100_000)?;
-        check_text("change_description", input.change_description.as_ref(), 2_000)?;
+        check_text("description", input.description.as_deref(), 2_000)?;
+        check_text("long_description_markdown", input.long_description_markdown.as_deref(), 100_000)?;
+        check_text("change_description", input.change_description.as_deref(), 2_000)?;
         check_tags(&input.tags)?;
         let prompt_type = self
             .store
@@ -270,10 +259,10 @@ impl Registry {
         patch: UpdateTemplate,
     ) -> Result<Template> {
         self.authorize(who, Action::Update, Resource::Template)?;
-        check_text("description", patch.description.as_ref().and_then(Option::as_ref), 2_000)?;
+        check_text("description", patch.description.as_ref().and_then(Option::as_deref), 2_000)?;
         check_text(
             "long_description_markdown",
-            patch.long_description_markdown.as_ref().and_then(Option::as_ref),
+            patch.long_description_markdown.as_ref().and_then(Option::as_deref),
             100_000,
         )?;
         if let Some(tags) = &patch.tags {
@@ -331,6 +320,7 @@ fn type_missing(key: &PromptTypeKey) -> ServiceError {
 }
 
 fn check_type_name(name: &str) -> Result<()> {
+    check_text("name", Some(name), 200)?;
     if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ServiceError::invalid(
             "invalid_request",
@@ -344,6 +334,9 @@ fn check_type_name(name: &str) -> Result<()> {
 /// `properties` and `required` templates must match.
 fn check_contract(schema: Option<&Value>) -> Result<()> {
     let Some(schema) = schema else { return Ok(()) };
+    if let Some(at) = promptvault_core::text::find_nul(schema) {
+        return Err(ServiceError::invalid("invalid_type_schema", format!("the schema contains a NUL character at {at}")));
+    }
     let obj = schema.as_object().ok_or_else(|| {
         ServiceError::invalid("invalid_type_schema", "a prompt type schema must be a JSON object")
     })?;

@@ -26,14 +26,17 @@ pub(super) struct Checked {
 pub(super) fn check(input: ContentInput) -> Result<Checked, ServiceError> {
     VersionContent::check_shape(&input.body).map_err(|e| match e {
         ContentError::TooLarge { .. } => ServiceError::invalid("template_too_large", e.to_string()),
+        ContentError::Nul(_) => ServiceError::invalid("invalid_text", e.to_string()),
         other => ServiceError::invalid("invalid_template", other.to_string()),
     })?;
     let parameter_schema = match input.parameter_schema {
         None => ParameterSchema::default(),
         Some(v) => ParameterSchema::parse(v).map_err(schema_error)?,
     };
-    let config = Config::parse(input.config.unwrap_or(Value::Null))
-        .map_err(|e| ServiceError::invalid("invalid_config", e.to_string()))?;
+    let config = Config::parse(input.config.unwrap_or(Value::Null)).map_err(|e| match e {
+        ContentError::Nul(_) => ServiceError::invalid("invalid_text", e.to_string()),
+        other => ServiceError::invalid("invalid_config", other.to_string()),
+    })?;
     let analysis = analyze_body(&input.body).map_err(|e| match e {
         TemplateError::Syntax { .. } => ServiceError::invalid("invalid_template", e.to_string()),
         TemplateError::Reference(r) => ServiceError::invalid("invalid_reference", r.to_string()),

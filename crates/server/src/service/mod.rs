@@ -130,3 +130,22 @@ impl Registry {
 fn template_missing(name: &TemplateName) -> ServiceError {
     ServiceError::not_found(Missing::Template, format!("template {name:?} does not exist"))
 }
+
+/// Free text from a client: bounded, and without NUL (which PostgreSQL
+/// cannot store and no prompt needs).
+pub fn check_text(what: &str, value: Option<&str>, max: usize) -> Result<()> {
+    let Some(v) = value else { return Ok(()) };
+    if v.contains('\0') {
+        return Err(ServiceError::invalid(
+            "invalid_text",
+            format!("{what} contains a NUL character, which is not accepted"),
+        ));
+    }
+    if v.chars().count() > max {
+        return Err(ServiceError::invalid(
+            "invalid_request",
+            format!("{what} may be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}

@@ -104,9 +104,7 @@ impl Registry {
     /// Records whether a rendering worked; the first report stands.
     pub async fn report_outcome(&self, who: &Principal, prompt: PromptId, outcome: Outcome, detail: Option<String>) -> Result<()> {
         self.authorize(who, Action::Update, Resource::Prompt)?;
-        if detail.as_ref().is_some_and(|d| d.chars().count() > 2_000) {
-            return Err(ServiceError::invalid("invalid_request", "detail may be at most 2000 characters"));
-        }
+        super::check_text("detail", detail.as_deref(), 2_000)?;
         let result = self
             .usage
             .outcome(prompt, OutcomeRecord { outcome, detail, at: Self::now() })

@@ -99,9 +99,7 @@ impl Registry {
     /// against the newest version.
     pub async fn create_version(&self, who: &Principal, name: &TemplateName, input: CreateVersion) -> Result<VersionCreated> {
         self.authorize(who, Action::Create, Resource::Version)?;
-        if input.change_description.as_ref().is_some_and(|d| d.chars().count() > 2_000) {
-            return Err(ServiceError::invalid("invalid_request", "change_description may be at most 2000 characters"));
-        }
+        super::check_text("change_description", input.change_description.as_deref(), 2_000)?;
         let checked = content::check(input.content)?;
         let mut warnings = checked.warnings;
         warnings.extend(self.unresolvable_references(&checked.analysis.references).await?);
@@ -161,6 +159,7 @@ impl Registry {
         input: CreateVersion,
     ) -> Result<VersionCreated> {
         self.authorize(who, Action::Update, Resource::Version)?;
+        super::check_text("change_description", input.change_description.as_deref(), 2_000)?;
         let checked = content::check(input.content)?;
         let mut warnings = checked.warnings;
         warnings.extend(self.unresolvable_references(&checked.analysis.references).await?);

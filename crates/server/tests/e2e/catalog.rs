@@ -81,9 +81,10 @@ pub async fn metadata_updates_need_the_current_etag(db: Db) {
     assert_eq!(r.ok(200)["description"], serde_json::Value::Null);
     assert_eq!(r.body["tags"], json!(["z"]));
     // Concurrent writers with the same tag: exactly one wins.
+    let (da, db) = (json!({"description": "a"}), json!({"description": "b"}));
     let (a, b) = tokio::join!(
-        s.patch("templates/meta", &json!({"description": "a"}), "\"tpl-3\""),
-        s.patch("templates/meta", &json!({"description": "b"}), "\"tpl-3\"")
+        s.patch("templates/meta", &da, "\"tpl-3\""),
+        s.patch("templates/meta", &db, "\"tpl-3\"")
     );
     let mut statuses = [a.status.as_u16(), b.status.as_u16()];
     statuses.sort_unstable();

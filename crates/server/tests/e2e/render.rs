@@ -171,7 +171,10 @@ pub async fn graceful_shutdown_loses_no_usage_record(db: Db) {
     let mut s = TestServer::start_with(config.clone()).await;
     s.template("sd", "Hi {{ n }}", &["n"]).await;
     let renders: Vec<_> = (0..150)
-        .map(|i| s.post("templates/sd/render", &json!({"label": "latest", "parameters": {"n": i.to_string()}})))
+        .map(|i| {
+            let s = &s;
+            async move { s.post("templates/sd/render", &json!({"label": "latest", "parameters": {"n": i.to_string()}})).await }
+        })
         .collect();
     for r in futures::future::join_all(renders).await {
         r.ok(200);
@@ -186,7 +189,10 @@ pub async fn concurrent_renders_are_all_recorded(db: Db) {
     let s = TestServer::start(&db).await;
     s.template("cc", "Hi {{ n }}", &["n"]).await;
     let renders: Vec<_> = (0..200)
-        .map(|i| s.post("templates/cc/render", &json!({"label": "latest", "parameters": {"n": i.to_string()}})))
+        .map(|i| {
+            let s = &s;
+            async move { s.post("templates/cc/render", &json!({"label": "latest", "parameters": {"n": i.to_string()}})).await }
+        })
         .collect();
     let mut ids = std::collections::BTreeSet::new();
     for r in futures::future::join_all(renders).await {

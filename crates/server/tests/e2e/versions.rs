@@ -79,15 +79,15 @@ pub async fn drafts_are_edited_in_place_with_if_match(db: Db) {
     let etag = v2.etag();
     assert_eq!(etag, "\"ver-1\"");
     s.call(reqwest::Method::PATCH, "templates/draft/versions/2", Some(&json!({"template_text": "x"})), &[]).await.problem(428, "precondition_required");
-    let r = s.patch("templates/draft/versions/2", &json!({"template_text": "v2 text there", "change_description": "fix"}), &etag).await;
+    let r = s.patch("templates/draft/versions/2", &json!({"template_text": "v1  text\n", "change_description": "fix"}), &etag).await;
     conforms("patch", "/api/v1/templates/{name}/versions/{version}", &r);
     assert_eq!(r.ok(200)["version"]["seq"], 2);
-    assert_eq!(r.body["version"]["version"], "1.0.1", "recomputed against version 1: typo-level");
+    assert_eq!(r.body["version"]["version"], "1.0.1", "recomputed against version 1: whitespace only");
     s.patch("templates/draft/versions/2", &json!({"template_text": "lost"}), &etag).await.problem(412, "precondition_failed");
     let v1 = s.get("templates/draft/versions/1").await;
     s.patch("templates/draft/versions/1", &json!({"template_text": "late"}), &v1.etag()).await.problem(409, "version_superseded");
     let r = s.get("templates/draft/versions/2").await;
-    assert_eq!(r.ok(200)["template_text"], "v2 text there");
+    assert_eq!(r.ok(200)["template_text"], "v1  text\n");
     // Deleting: the draft must not be labelled.
     s.put("templates/draft/labels/staging", &json!({"version": 2})).await.ok(200);
     s.delete("templates/draft/versions/2", &r.etag()).await.problem(409, "version_labelled");

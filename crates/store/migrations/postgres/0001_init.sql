@@ -91,9 +91,11 @@ CREATE TABLE prompt_template_version (
         CHECK (status IN ('draft', 'review', 'approved', 'deprecated', 'archived')),
     kind               text NOT NULL CHECK (kind IN ('text', 'chat')),
     template_text      text,
-    messages           jsonb,
-    parameter_schema   jsonb NOT NULL,
-    config             jsonb NOT NULL,
+    -- `json`, not `jsonb`: the content hash covers these values, and jsonb
+    -- would rewrite numbers (1e16 comes back as 10000000000000000).
+    messages           json,
+    parameter_schema   json NOT NULL,
+    config             json NOT NULL,
     content_hash       text NOT NULL,
     author_id          uuid REFERENCES "user"(id) ON DELETE SET NULL,
     change_description text,

@@ -193,7 +193,7 @@ pub(super) async fn insert_version(
     sqlx::query(
         "INSERT INTO prompt_template_version (id, template_id, seq, version, status, kind, template_text, messages, \
          parameter_schema, config, content_hash, author_id, change_description, bump, restored_from, created_at, revision) \
-         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)",
+         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7::json, $8::json, $9::json, $10, $11, $12, $13, $14, $15, 1)",
     )
     .bind(promptvault_core::VersionId::new().as_uuid())
     .bind(template.as_uuid())
@@ -201,9 +201,9 @@ pub(super) async fn insert_version(
     .bind(v.version.to_string())
     .bind(c.kind)
     .bind(c.template_text)
-    .bind(c.messages.map(Json))
-    .bind(Json(c.parameter_schema))
-    .bind(Json(c.config))
+    .bind(c.messages.map(|m| m.to_string()))
+    .bind(c.parameter_schema.to_string())
+    .bind(c.config.to_string())
     .bind(v.content_hash.to_string())
     .bind(v.author_id.map(uuid::Uuid::from))
     .bind(&v.change_description)

@@ -7,7 +7,6 @@
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Template, Version};
 use promptvault_core::{TemplateId, TemplateName, VersionStatus};
-use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::catalog::{insert_version, lock_template_by_id};
@@ -125,16 +124,16 @@ impl PgStore {
         }
         let c = ContentColumns::of(&new.content);
         sqlx::query(
-            "UPDATE prompt_template_version SET version = $1, kind = $2, template_text = $3, messages = $4, \
-             parameter_schema = $5, config = $6, content_hash = $7, change_description = $8, bump = $9, updated_at = $10, \
+            "UPDATE prompt_template_version SET version = $1, kind = $2, template_text = $3, messages = $4::json, \
+             parameter_schema = $5::json, config = $6::json, content_hash = $7, change_description = $8, bump = $9, updated_at = $10, \
              revision = revision + 1 WHERE id = $11",
         )
         .bind(new.version.to_string())
         .bind(c.kind)
         .bind(c.template_text)
-        .bind(c.messages.map(Json))
-        .bind(Json(c.parameter_schema))
-        .bind(Json(c.config))
+        .bind(c.messages.map(|m| m.to_string()))
+        .bind(c.parameter_schema.to_string())
+        .bind(c.config.to_string())
         .bind(new.content_hash.to_string())
         .bind(&new.change_description)
         .bind(new.bump.map(|b| b.as_str()))

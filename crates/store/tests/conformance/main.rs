@@ -37,6 +37,7 @@ fn main() {
         label_writes_check_revision,
         concurrent_label_moves_with_one_revision_one_wins,
         corrupted_version_rows_are_errors,
+        content_round_trips_exactly,
         usage_records_renders_outcomes_and_metrics,
         usage_keeps_renders_of_deleted_versions,
         usage_races_with_draft_deletion,

@@ -17,14 +17,8 @@ use crate::service::{ReadSelector, RenderRequest};
 use crate::state::AppState;
 
 fn short(field: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
-    match v {
-        Some(s) if s.chars().count() > 200 => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            format!("{field} may be at most 200 characters"),
-        )),
-        other => Ok(other),
-    }
+    crate::service::check_text(field, v.as_deref(), 200)?;
+    Ok(v)
 }
 
 /// Render a template with parameters. Parameters are validated against the
