@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, ETAG, IF_MATCH};
+use reqwest::header::{ETAG, HeaderMap, HeaderValue, IF_MATCH};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -82,7 +82,9 @@ impl Client {
             .map_err(|e| CliError::new(exit::FAILURE, format!("cannot build the HTTP client: {e}")))?;
         let base = base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(CliError::usage(format!("--server must be an http:// or https:// URL, not {base:?}")));
+            return Err(CliError::usage(format!(
+                "--server must be an http:// or https:// URL, not {base:?}"
+            )));
         }
         Ok(Self { http, base, token })
     }
@@ -109,7 +111,13 @@ impl Client {
 
     /// Sends a request under `/api/v1`, or at the root when `path` starts
     /// with `//`.
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, etag: Option<&str>) -> Result<Reply> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        etag: Option<&str>,
+    ) -> Result<Reply> {
         let url = match path.strip_prefix("//") {
             Some(root) => format!("{}/{root}", self.base),
             None => format!("{}/api/v1{path}", self.base),

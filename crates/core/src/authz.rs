@@ -80,15 +80,9 @@ pub struct Decision {
 #[must_use]
 pub fn decide(principal: &Principal, action: Action, resource: Resource) -> Decision {
     if principal.roles.iter().any(|r| r == "admin") {
-        return Decision {
-            allowed: true,
-            reason: format!("role admin may {action} any {resource}"),
-        };
+        return Decision { allowed: true, reason: format!("role admin may {action} any {resource}") };
     }
-    Decision {
-        allowed: false,
-        reason: format!("no role of this principal grants {action} on {resource}"),
-    }
+    Decision { allowed: false, reason: format!("no role of this principal grants {action} on {resource}") }
 }
 
 #[cfg(test)]
@@ -106,7 +100,8 @@ mod tests {
     #[test]
     fn admin_may_do_everything_and_others_nothing() {
         let actions = [Action::Create, Action::Read, Action::Update, Action::Delete, Action::Execute];
-        let resources = [Resource::Type, Resource::Template, Resource::Version, Resource::Label, Resource::Prompt];
+        let resources =
+            [Resource::Type, Resource::Template, Resource::Version, Resource::Label, Resource::Prompt];
         for a in actions {
             for r in resources {
                 assert!(decide(&principal(&["admin"]), a, r).allowed);

@@ -18,12 +18,7 @@ pub enum SecurityClassification {
 }
 
 impl SecurityClassification {
-    pub const ALL: [Self; 4] = [
-        Self::Public,
-        Self::Internal,
-        Self::Confidential,
-        Self::Restricted,
-    ];
+    pub const ALL: [Self; 4] = [Self::Public, Self::Internal, Self::Confidential, Self::Restricted];
 
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -79,14 +74,11 @@ macro_rules! text_enum {
         impl FromStr for $ty {
             type Err = UnknownVariant;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::ALL
-                    .into_iter()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| UnknownVariant {
-                        what: $what,
-                        value: s.chars().take(40).collect(),
-                        expected: Self::ALL.map(|v| v.as_str()).join(", "),
-                    })
+                Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| UnknownVariant {
+                    what: $what,
+                    value: s.chars().take(40).collect(),
+                    expected: Self::ALL.map(|v| v.as_str()).join(", "),
+                })
             }
         }
     };

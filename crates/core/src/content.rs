@@ -57,11 +57,7 @@ impl Serialize for ChatItem {
                     r#type: &'static str,
                     name: &'a Identifier,
                 }
-                P {
-                    r#type: "placeholder",
-                    name,
-                }
-                .serialize(s)
+                P { r#type: "placeholder", name }.serialize(s)
             }
         }
     }
@@ -79,14 +75,11 @@ impl<'de> Deserialize<'de> for ChatItem {
         };
         match kind.as_deref() {
             Some("placeholder") => {
-                let name = map
-                    .remove("name")
-                    .ok_or_else(|| D::Error::custom("a placeholder needs a `name`"))?;
+                let name =
+                    map.remove("name").ok_or_else(|| D::Error::custom("a placeholder needs a `name`"))?;
                 let name: Identifier = serde_json::from_value(name).map_err(D::Error::custom)?;
                 if let Some(extra) = map.keys().next() {
-                    return Err(D::Error::custom(format!(
-                        "unknown field `{extra}` in a placeholder"
-                    )));
+                    return Err(D::Error::custom(format!("unknown field `{extra}` in a placeholder")));
                 }
                 Ok(ChatItem::Placeholder { name })
             }
@@ -243,10 +236,7 @@ impl VersionContent {
         }
         let size: usize = body.sources().map(str::len).sum();
         if size > MAX_TEMPLATE_BYTES {
-            return Err(ContentError::TooLarge {
-                size,
-                limit: MAX_TEMPLATE_BYTES,
-            });
+            return Err(ContentError::TooLarge { size, limit: MAX_TEMPLATE_BYTES });
         }
         if let TemplateBody::Chat(items) = body {
             if items.is_empty() {
@@ -304,23 +294,14 @@ mod tests {
 
     #[test]
     fn shape_rules() {
-        assert_eq!(
-            VersionContent::check_shape(&TemplateBody::Chat(vec![])),
-            Err(ContentError::EmptyChat)
-        );
+        assert_eq!(VersionContent::check_shape(&TemplateBody::Chat(vec![])), Err(ContentError::EmptyChat));
         let big = TemplateBody::Text("x".repeat(MAX_TEMPLATE_BYTES + 1));
-        assert!(matches!(
-            VersionContent::check_shape(&big),
-            Err(ContentError::TooLarge { .. })
-        ));
+        assert!(matches!(VersionContent::check_shape(&big), Err(ContentError::TooLarge { .. })));
         let dup = TemplateBody::Chat(vec![
             ChatItem::Placeholder { name: Identifier::parse("h").unwrap() },
             ChatItem::Placeholder { name: Identifier::parse("h").unwrap() },
         ]);
-        assert_eq!(
-            VersionContent::check_shape(&dup),
-            Err(ContentError::DuplicatePlaceholder("h".into()))
-        );
+        assert_eq!(VersionContent::check_shape(&dup), Err(ContentError::DuplicatePlaceholder("h".into())));
     }
 
     #[test]

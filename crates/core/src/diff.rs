@@ -20,22 +20,13 @@ pub struct VersionDiff {
 
 /// Diffs `from` → `to`; `labels` name the two sides in the diff headers.
 #[must_use]
-pub fn diff_versions(
-    from: &VersionContent,
-    to: &VersionContent,
-    labels: (&str, &str),
-) -> VersionDiff {
+pub fn diff_versions(from: &VersionContent, to: &VersionContent, labels: (&str, &str)) -> VersionDiff {
     let changes = analyze(from, to);
     let unified = |a: &str, b: &str| -> String {
-        TextDiff::from_lines(a, b)
-            .unified_diff()
-            .context_radius(3)
-            .header(labels.0, labels.1)
-            .to_string()
+        TextDiff::from_lines(a, b).unified_diff().context_radius(3).header(labels.0, labels.1).to_string()
     };
-    let pretty = |c: &crate::content::Config| {
-        serde_json::to_string_pretty(&c.to_value()).unwrap_or_default() + "\n"
-    };
+    let pretty =
+        |c: &crate::content::Config| serde_json::to_string_pretty(&c.to_value()).unwrap_or_default() + "\n";
     VersionDiff {
         text_diff: unified(&from.body.display_text(), &to.body.display_text()),
         config_diff: unified(&pretty(&from.config), &pretty(&to.config)),
@@ -55,7 +46,10 @@ mod tests {
     fn diff_shows_text_and_schema_changes() {
         let a = VersionContent {
             body: TemplateBody::Text("Hello {{ name }}.\nBye.\n".into()),
-            parameter_schema: ParameterSchema::parse(json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]})).unwrap(),
+            parameter_schema: ParameterSchema::parse(
+                json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}),
+            )
+            .unwrap(),
             config: Config::default(),
         };
         let b = VersionContent {

@@ -18,11 +18,7 @@ impl NameError {
     fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
         // Keep the echoed value short: names arrive from untrusted input.
         let value: String = value.chars().take(80).collect();
-        Self {
-            what,
-            value,
-            reason: reason.into(),
-        }
+        Self { what, value, reason: reason.into() }
     }
 }
 
@@ -84,9 +80,8 @@ macro_rules! string_newtype {
 /// Path segments that the REST API uses after a template name
 /// (`/templates/{name}/versions/…`). A template name may not contain them as
 /// a segment, so a raw `/` in a URL stays unambiguous.
-pub const RESERVED_NAME_SEGMENTS: &[&str] = &[
-    "versions", "labels", "render", "diff", "metrics", "rollback", "prompts",
-];
+pub const RESERVED_NAME_SEGMENTS: &[&str] =
+    &["versions", "labels", "render", "diff", "metrics", "rollback", "prompts"];
 
 /// Longest template name accepted (the limit Langfuse applies too).
 pub const TEMPLATE_NAME_MAX: usize = 255;
@@ -152,13 +147,9 @@ string_newtype!(PromptTypeKey);
 
 impl PromptTypeKey {
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        let valid_start = s
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let valid_rest = s
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'));
+        let valid_start = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let valid_rest =
+            s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'));
         if !valid_start || !valid_rest || s.len() > 64 {
             return Err(NameError::new(
                 "prompt type key",
@@ -182,15 +173,10 @@ impl LabelName {
 
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let ok = (1..=36).contains(&s.len())
-            && s.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.')
-            });
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'));
         if !ok {
-            return Err(NameError::new(
-                "label",
-                s,
-                "use 1-36 characters: a-z, 0-9, '_', '-', '.'",
-            ));
+            return Err(NameError::new("label", s, "use 1-36 characters: a-z, 0-9, '_', '-', '.'"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -237,11 +223,7 @@ impl Role {
         let ok = (1..=64).contains(&s.len())
             && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
         if !ok {
-            return Err(NameError::new(
-                "role",
-                s,
-                "use 1-64 characters: letters, digits, '_', '-'",
-            ));
+            return Err(NameError::new("role", s, "use 1-64 characters: letters, digits, '_', '-'"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -256,9 +238,7 @@ string_newtype!(Identifier);
 impl Identifier {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let mut chars = s.chars();
-        let ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
             && s.len() <= 128;
         if !ok {

@@ -39,7 +39,9 @@ pub struct TemplateRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RefError {
-    #[error("line {line}: `{{% {tag} %}}` must name a template with a string literal, e.g. {{% {tag} \"common/footer|label=production\" %}}")]
+    #[error(
+        "line {line}: `{{% {tag} %}}` must name a template with a string literal, e.g. {{% {tag} \"common/footer|label=production\" %}}"
+    )]
     NotALiteral { line: usize, tag: String },
     #[error("invalid template reference {literal:?}: {reason}")]
     Invalid { literal: String, reason: String },
@@ -65,10 +67,7 @@ impl std::fmt::Display for Selector {
 
 /// Parses `name`, `name|label=x` or `name|version=N`.
 pub fn parse_ref(literal: &str) -> Result<TemplateRef, RefError> {
-    let invalid = |reason: String| RefError::Invalid {
-        literal: literal.chars().take(120).collect(),
-        reason,
-    };
+    let invalid = |reason: String| RefError::Invalid { literal: literal.chars().take(120).collect(), reason };
     let (name, selector) = match literal.split_once('|') {
         None => (literal, Selector::Default),
         Some((name, sel)) => {
@@ -83,27 +82,19 @@ pub fn parse_ref(literal: &str) -> Result<TemplateRef, RefError> {
                         .ok_or_else(|| invalid("version must be a positive integer".into()))?,
                 ),
                 _ => {
-                    return Err(invalid(
-                        "after '|' write label=NAME or version=NUMBER".into(),
-                    ));
+                    return Err(invalid("after '|' write label=NAME or version=NUMBER".into()));
                 }
             };
             (name, selector)
         }
     };
     let name = TemplateName::parse(name).map_err(|e| invalid(e.to_string()))?;
-    Ok(TemplateRef {
-        literal: literal.to_owned(),
-        name,
-        selector,
-    })
+    Ok(TemplateRef { literal: literal.to_owned(), name, selector })
 }
 
 fn tag_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r#"(?s)\{#.*?#\}|\{%[-+]?\s*(\w+)(.*?)[-+]?%\}"#).expect("static regex")
-    })
+    RE.get_or_init(|| Regex::new(r#"(?s)\{#.*?#\}|\{%[-+]?\s*(\w+)(.*?)[-+]?%\}"#).expect("static regex"))
 }
 
 fn literal_regex() -> &'static Regex {
@@ -134,10 +125,7 @@ pub fn find_references(source: &str) -> Result<Vec<TemplateRef>, RefError> {
         let lit = literal_regex()
             .captures(rest)
             .and_then(|c| c.get(1).or_else(|| c.get(2)))
-            .ok_or_else(|| RefError::NotALiteral {
-                line,
-                tag: tag_name.to_owned(),
-            })?;
+            .ok_or_else(|| RefError::NotALiteral { line, tag: tag_name.to_owned() })?;
         refs.push(parse_ref(lit.as_str())?);
     }
     Ok(refs)
@@ -197,10 +185,7 @@ impl<V> std::fmt::Debug for IncludePlan<V> {
 
 impl<V: Clone> IncludePlan<V> {
     pub fn new(root: &TemplateName, body: &TemplateBody) -> Result<Self, RefError> {
-        let mut plan = Self {
-            pending: Vec::new(),
-            resolved: BTreeMap::new(),
-        };
+        let mut plan = Self { pending: Vec::new(), resolved: BTreeMap::new() };
         plan.enqueue(&[root.clone()], body)?;
         Ok(plan)
     }
@@ -217,10 +202,7 @@ impl<V: Clone> IncludePlan<V> {
             if next.len() > MAX_INCLUDE_DEPTH + 1 {
                 return Err(RefError::TooDeep { path: names() });
             }
-            self.pending.push(Pending {
-                reference,
-                path: path.to_vec(),
-            });
+            self.pending.push(Pending { reference, path: path.to_vec() });
         }
         Ok(())
     }
@@ -243,20 +225,16 @@ impl<V: Clone> IncludePlan<V> {
             });
         };
         let TemplateBody::Text(source) = &fetched.body else {
-            return Err(RefError::NotText {
-                name: fetched.name.to_string(),
-            });
+            return Err(RefError::NotText { name: fetched.name.to_string() });
         };
         let mut here = path;
         here.push(fetched.name.clone());
         self.enqueue(&here, &fetched.body)?;
-        self.resolved
-            .entry(reference.literal.clone())
-            .or_insert_with(|| ResolvedInclude {
-                literal: reference.literal,
-                source: source.clone(),
-                tag: fetched.tag,
-            });
+        self.resolved.entry(reference.literal.clone()).or_insert_with(|| ResolvedInclude {
+            literal: reference.literal,
+            source: source.clone(),
+            tag: fetched.tag,
+        });
         Ok(())
     }
 
@@ -306,7 +284,8 @@ mod tests {
     }
 
     fn run(root: &str, graph: &[(&str, &str)]) -> Result<Vec<String>, RefError> {
-        let mut plan: IncludePlan<()> = IncludePlan::new(&name(root), &text(graph.iter().find(|g| g.0 == root).unwrap().1))?;
+        let mut plan: IncludePlan<()> =
+            IncludePlan::new(&name(root), &text(graph.iter().find(|g| g.0 == root).unwrap().1))?;
         while let Some(r) = plan.next() {
             let found = graph.iter().find(|g| g.0 == r.name.as_str()).map(|g| Fetched {
                 name: name(g.0),
@@ -320,7 +299,11 @@ mod tests {
 
     #[test]
     fn graphs_resolve() {
-        let got = run("a", &[("a", r#"{% include "b" %}{% include "c" %}"#), ("b", r#"{% include "c" %}"#), ("c", "leaf")]).unwrap();
+        let got = run(
+            "a",
+            &[("a", r#"{% include "b" %}{% include "c" %}"#), ("b", r#"{% include "c" %}"#), ("c", "leaf")],
+        )
+        .unwrap();
         assert_eq!(got, ["b", "c"]);
     }
 

@@ -26,7 +26,9 @@ pub enum SchemaError {
     Nul(String),
     #[error("the parameter schema is {0} bytes; the limit is {MAX_SCHEMA_BYTES}")]
     TooLarge(usize),
-    #[error("parameter name {0:?} cannot be used as a template variable: use letters, digits and '_', not starting with a digit")]
+    #[error(
+        "parameter name {0:?} cannot be used as a template variable: use letters, digits and '_', not starting with a digit"
+    )]
     BadParameterName(String),
     #[error("the parameter schema is not valid JSON Schema 2020-12 at {pointer}: {message}")]
     Invalid { pointer: String, message: String },
@@ -105,9 +107,7 @@ impl ParameterSchema {
     /// The top-level parameter names.
     #[must_use]
     pub fn declared(&self) -> BTreeSet<&str> {
-        self.properties()
-            .map(|p| p.keys().map(String::as_str).collect())
-            .unwrap_or_default()
+        self.properties().map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default()
     }
 
     /// The top-level parameters a caller must pass.
@@ -129,16 +129,10 @@ impl ParameterSchema {
         let defaults = self
             .properties()
             .map(|props| {
-                props
-                    .iter()
-                    .filter_map(|(k, v)| v.get("default").map(|d| (k.clone(), d.clone())))
-                    .collect()
+                props.iter().filter_map(|(k, v)| v.get("default").map(|d| (k.clone(), d.clone()))).collect()
             })
             .unwrap_or_default();
-        Ok(CompiledSchema {
-            validator,
-            defaults,
-        })
+        Ok(CompiledSchema { validator, defaults })
     }
 
     /// A schema that declares each name as a required string: a starting
@@ -146,10 +140,8 @@ impl ParameterSchema {
     #[must_use]
     pub fn inferred<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         let names: BTreeSet<&str> = names.into_iter().collect();
-        let props: Map<String, Value> = names
-            .iter()
-            .map(|n| ((*n).to_owned(), json!({"type": "string"})))
-            .collect();
+        let props: Map<String, Value> =
+            names.iter().map(|n| ((*n).to_owned(), json!({"type": "string"}))).collect();
         Self(json!({"type": "object", "properties": props, "required": names}))
     }
 
@@ -160,10 +152,7 @@ impl ParameterSchema {
     pub fn contract_violations(&self, contract: &Value) -> Vec<String> {
         let mut out = Vec::new();
         let empty = Map::new();
-        let type_props = contract
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let type_props = contract.get("properties").and_then(Value::as_object).unwrap_or(&empty);
         let own = self.properties().unwrap_or(&empty);
         for (name, spec) in type_props {
             match own.get(name) {
@@ -178,12 +167,8 @@ impl ParameterSchema {
             }
         }
         let required = self.required();
-        for name in contract
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+        for name in
+            contract.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
         {
             if !required.contains(name) {
                 out.push(format!("parameter `{name}` must be required"));
@@ -253,16 +238,8 @@ pub struct VariableReport {
 pub fn check_variables(used: &BTreeSet<String>, schema: &ParameterSchema) -> VariableReport {
     let declared = schema.declared();
     VariableReport {
-        undeclared: used
-            .iter()
-            .filter(|u| !declared.contains(u.as_str()))
-            .cloned()
-            .collect(),
-        unused: declared
-            .iter()
-            .filter(|d| !used.contains(**d))
-            .map(|d| (*d).to_owned())
-            .collect(),
+        undeclared: used.iter().filter(|u| !declared.contains(u.as_str())).cloned().collect(),
+        unused: declared.iter().filter(|d| !used.contains(**d)).map(|d| (*d).to_owned()).collect(),
     }
 }
 
@@ -312,12 +289,11 @@ mod tests {
     #[test]
     fn schemas_are_checked_on_entry() {
         assert_eq!(ParameterSchema::parse(json!([])), Err(SchemaError::NotAnObject));
-        assert_eq!(
-            ParameterSchema::parse(json!({"type": "string"})),
-            Err(SchemaError::NotObjectType)
-        );
+        assert_eq!(ParameterSchema::parse(json!({"type": "string"})), Err(SchemaError::NotObjectType));
         assert!(matches!(
-            ParameterSchema::parse(json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"})),
+            ParameterSchema::parse(
+                json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"})
+            ),
             Err(SchemaError::WrongDialect(_))
         ));
         assert!(matches!(
@@ -327,11 +303,15 @@ mod tests {
         let err = ParameterSchema::parse(json!({"type": "object", "properties": {"x": {"type": "strin"}}}))
             .unwrap_err();
         assert!(matches!(err, SchemaError::Invalid { .. }), "{err}");
-        let err = ParameterSchema::parse(json!({"type": "object", "properties": {"x": {"type": "string", "pattern": "("}}}))
-            .unwrap_err();
+        let err = ParameterSchema::parse(
+            json!({"type": "object", "properties": {"x": {"type": "string", "pattern": "("}}}),
+        )
+        .unwrap_err();
         assert!(matches!(err, SchemaError::Invalid { .. }), "{err}");
-        let err = ParameterSchema::parse(json!({"type": "object", "properties": {"x": {"$ref": "https://example.com/s.json"}}}))
-            .unwrap_err();
+        let err = ParameterSchema::parse(
+            json!({"type": "object", "properties": {"x": {"$ref": "https://example.com/s.json"}}}),
+        )
+        .unwrap_err();
         assert!(matches!(err, SchemaError::Invalid { .. }), "{err}");
     }
 
@@ -347,13 +327,7 @@ mod tests {
     fn type_contracts() {
         let contract = json!({"properties": {"name": {"type": "string"}, "locale": {"type": "string"}}, "required": ["name", "tone"]});
         let v = schema().contract_violations(&contract);
-        assert_eq!(
-            v,
-            vec![
-                "parameter `locale` must be declared",
-                "parameter `tone` must be required"
-            ]
-        );
+        assert_eq!(v, vec!["parameter `locale` must be declared", "parameter `tone` must be required"]);
         assert!(schema().contract_violations(&json!({})).is_empty());
     }
 

@@ -109,12 +109,9 @@ impl fmt::Display for SchemaChange {
             format!("parameter `{}`", self.path)
         };
         match &self.kind {
-            Added { required, types } => write!(
-                f,
-                "{p} added ({}, {})",
-                if *required { "required" } else { "optional" },
-                Types(types)
-            ),
+            Added { required, types } => {
+                write!(f, "{p} added ({}, {})", if *required { "required" } else { "optional" }, Types(types))
+            }
             Removed => write!(f, "{p} removed"),
             BecameRequired => write!(f, "{p} is now required"),
             BecameOptional => write!(f, "{p} is now optional"),
@@ -143,10 +140,7 @@ impl fmt::Display for SchemaChange {
                 write!(f, "{p} default changed from {} to {}", Opt(from), Opt(to))
             }
             Documentation { keyword } => write!(f, "{p} `{keyword}` changed"),
-            Other { keyword } => write!(
-                f,
-                "{p} `{keyword}` changed (not analysed; treated as incompatible)"
-            ),
+            Other { keyword } => write!(f, "{p} `{keyword}` changed (not analysed; treated as incompatible)"),
         }
     }
 }
@@ -174,35 +168,15 @@ const DOC_KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords this module compares itself.
-const HANDLED: &[&str] = &[
-    "type",
-    "enum",
-    "const",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "default",
-];
+const HANDLED: &[&str] =
+    &["type", "enum", "const", "properties", "required", "additionalProperties", "items", "default"];
 
 /// Lower bounds: raising one (or adding it) rejects inputs accepted before.
-const LOWER: &[&str] = &[
-    "minimum",
-    "exclusiveMinimum",
-    "minLength",
-    "minItems",
-    "minProperties",
-    "minContains",
-];
+const LOWER: &[&str] =
+    &["minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains"];
 /// Upper bounds: lowering one (or adding it) rejects inputs accepted before.
-const UPPER: &[&str] = &[
-    "maximum",
-    "exclusiveMaximum",
-    "maxLength",
-    "maxItems",
-    "maxProperties",
-    "maxContains",
-];
+const UPPER: &[&str] =
+    &["maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains"];
 /// Constraints where any addition or change can reject, and removal only accepts more.
 const ANY_CHANGE_TIGHTENS: &[&str] = &["pattern", "format", "multipleOf"];
 
@@ -211,21 +185,13 @@ fn diff_node(path: &str, old: &Value, new: &Value, out: &mut Vec<SchemaChange>) 
         return;
     }
     let push = |out: &mut Vec<SchemaChange>, kind| {
-        out.push(SchemaChange {
-            path: path.to_owned(),
-            kind,
-        });
+        out.push(SchemaChange { path: path.to_owned(), kind });
     };
     let (old, new) = match (old, new) {
         (Value::Object(o), Value::Object(n)) => (o, n),
         // Boolean schemas: `true` accepts everything, `false` nothing.
         (Value::Bool(true), _) | (_, Value::Bool(false)) => {
-            push(
-                out,
-                SchemaChangeKind::Other {
-                    keyword: "schema".into(),
-                },
-            );
+            push(out, SchemaChangeKind::Other { keyword: "schema".into() });
             return;
         }
         _ => {
@@ -259,11 +225,7 @@ fn diff_node(path: &str, old: &Value, new: &Value, out: &mut Vec<SchemaChange>) 
         (None, Some(_)) => push(out, SchemaChangeKind::Other { keyword: "items".into() }),
         (Some(_), None) => push(
             out,
-            SchemaChangeKind::Relaxed {
-                keyword: "items".into(),
-                from: old.get("items").cloned(),
-                to: None,
-            },
+            SchemaChangeKind::Relaxed { keyword: "items".into(), from: old.get("items").cloned(), to: None },
         ),
         (None, None) => {}
     }
@@ -306,17 +268,13 @@ fn covers(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
     match (a, b) {
         (None, _) => true,
         (Some(_), None) => false,
-        (Some(a), Some(b)) => b
-            .iter()
-            .all(|t| a.contains(t) || (t == "integer" && a.iter().any(|x| x == "number"))),
+        (Some(a), Some(b)) => {
+            b.iter().all(|t| a.contains(t) || (t == "integer" && a.iter().any(|x| x == "number")))
+        }
     }
 }
 
-fn diff_types(
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-    push: &mut dyn FnMut(SchemaChangeKind),
-) {
+fn diff_types(old: &Map<String, Value>, new: &Map<String, Value>, push: &mut dyn FnMut(SchemaChangeKind)) {
     let (from, to) = (types_of(old), types_of(new));
     if from == to {
         return;
@@ -337,11 +295,7 @@ fn allowed_values(schema: &Map<String, Value>) -> Option<Vec<Value>> {
     schema.get("const").map(|v| vec![v.clone()])
 }
 
-fn diff_enum(
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-    push: &mut dyn FnMut(SchemaChangeKind),
-) {
+fn diff_enum(old: &Map<String, Value>, new: &Map<String, Value>, push: &mut dyn FnMut(SchemaChangeKind)) {
     match (allowed_values(old), allowed_values(new)) {
         (None, None) => {}
         (None, Some(_)) => push(SchemaChangeKind::EnumRestricted),
@@ -359,11 +313,7 @@ fn diff_enum(
     }
 }
 
-fn diff_bounds(
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-    push: &mut dyn FnMut(SchemaChangeKind),
-) {
+fn diff_bounds(old: &Map<String, Value>, new: &Map<String, Value>, push: &mut dyn FnMut(SchemaChangeKind)) {
     for &keyword in LOWER.iter().chain(UPPER).chain(ANY_CHANGE_TIGHTENS) {
         let (from, to) = (old.get(keyword), new.get(keyword));
         if from == to {
@@ -430,11 +380,7 @@ fn diff_properties(
     let (old_props, new_props) = (properties(old), properties(new));
     let (old_req, new_req) = (required(old), required(new));
     let child = |name: &str| {
-        if path.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{path}.{name}")
-        }
+        if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") }
     };
     let names: BTreeSet<&str> = old_props
         .keys()
@@ -447,18 +393,12 @@ fn diff_properties(
         let p = child(name);
         match (old_props.get(name), new_props.get(name)) {
             (None, None) => {}
-            (Some(_), None) => out.push(SchemaChange {
-                path: p.clone(),
-                kind: SchemaChangeKind::Removed,
-            }),
+            (Some(_), None) => out.push(SchemaChange { path: p.clone(), kind: SchemaChangeKind::Removed }),
             (None, Some(schema)) => {
                 let types = schema.as_object().and_then(types_of);
                 out.push(SchemaChange {
                     path: p.clone(),
-                    kind: SchemaChangeKind::Added {
-                        required: new_req.contains(name),
-                        types,
-                    },
+                    kind: SchemaChangeKind::Added { required: new_req.contains(name), types },
                 });
                 continue;
             }
@@ -469,14 +409,8 @@ fn diff_properties(
             continue;
         }
         match (old_req.contains(name), new_req.contains(name)) {
-            (false, true) => out.push(SchemaChange {
-                path: p,
-                kind: SchemaChangeKind::BecameRequired,
-            }),
-            (true, false) => out.push(SchemaChange {
-                path: p,
-                kind: SchemaChangeKind::BecameOptional,
-            }),
+            (false, true) => out.push(SchemaChange { path: p, kind: SchemaChangeKind::BecameRequired }),
+            (true, false) => out.push(SchemaChange { path: p, kind: SchemaChangeKind::BecameOptional }),
             _ => {}
         }
     }
@@ -488,14 +422,9 @@ fn diff_properties(
             (true, true) => return,
             (false, true) => SchemaChangeKind::AdditionalAllowed,
             _ if b == Some(&Value::Bool(false)) => SchemaChangeKind::AdditionalForbidden,
-            _ => SchemaChangeKind::Other {
-                keyword: "additionalProperties".into(),
-            },
+            _ => SchemaChangeKind::Other { keyword: "additionalProperties".into() },
         };
-        out.push(SchemaChange {
-            path: path.to_owned(),
-            kind,
-        });
+        out.push(SchemaChange { path: path.to_owned(), kind });
     }
 }
 
@@ -551,10 +480,7 @@ mod tests {
         let changes = diff_schemas(&base(), &new);
         assert_eq!(worst(&base(), &new), Some(bump), "{changes:?}");
         let rendered: Vec<String> = changes.iter().map(ToString::to_string).collect();
-        assert!(
-            rendered.iter().any(|r| r.contains(text)),
-            "{rendered:?} should mention {text:?}"
-        );
+        assert!(rendered.iter().any(|r| r.contains(text)), "{rendered:?} should mention {text:?}");
     }
 
     #[test]

@@ -49,13 +49,7 @@ impl fmt::Display for AllowedList {
 }
 
 impl VersionStatus {
-    pub const ALL: [Self; 5] = [
-        Self::Draft,
-        Self::Review,
-        Self::Approved,
-        Self::Deprecated,
-        Self::Archived,
-    ];
+    pub const ALL: [Self; 5] = [Self::Draft, Self::Review, Self::Approved, Self::Deprecated, Self::Archived];
 
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -85,11 +79,7 @@ impl VersionStatus {
         if self.allowed_transitions().contains(&to) {
             Ok(to)
         } else {
-            Err(TransitionError {
-                from: self,
-                to,
-                allowed: AllowedList(self),
-            })
+            Err(TransitionError { from: self, to, allowed: AllowedList(self) })
         }
     }
 

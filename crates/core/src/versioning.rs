@@ -56,14 +56,11 @@ impl fmt::Display for Bump {
 impl FromStr for Bump {
     type Err = crate::classification::UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|b| b.as_str() == s)
-            .ok_or_else(|| crate::classification::UnknownVariant {
-                what: "bump",
-                value: s.chars().take(40).collect(),
-                expected: "patch, minor, major".into(),
-            })
+        Self::ALL.into_iter().find(|b| b.as_str() == s).ok_or_else(|| crate::classification::UnknownVariant {
+            what: "bump",
+            value: s.chars().take(40).collect(),
+            expected: "patch, minor, major".into(),
+        })
     }
 }
 
@@ -114,19 +111,11 @@ impl ChangeSet {
     /// The changes that force `bump`, for error messages.
     #[must_use]
     pub fn reasons_for(&self, bump: Bump) -> Vec<String> {
-        self.changes
-            .iter()
-            .filter(|c| c.impact == bump)
-            .map(|c| c.summary.clone())
-            .collect()
+        self.changes.iter().filter(|c| c.impact == bump).map(|c| c.summary.clone()).collect()
     }
 
     fn push(&mut self, area: ChangeArea, impact: Bump, summary: impl Into<String>) {
-        self.changes.push(Change {
-            area,
-            impact,
-            summary: summary.into(),
-        });
+        self.changes.push(Change { area, impact, summary: summary.into() });
     }
 }
 
@@ -139,11 +128,7 @@ pub enum BumpError {
         "a {requested} bump is too small: this change needs at least {required} ({})",
         reasons.join("; ")
     )]
-    TooSmall {
-        requested: Bump,
-        required: Bump,
-        reasons: Vec<String>,
-    },
+    TooSmall { requested: Bump, required: Bump, reasons: Vec<String> },
 }
 
 /// Compares two versions' content.
@@ -160,34 +145,19 @@ pub fn analyze(prev: &VersionContent, next: &VersionContent) -> ChangeSet {
         (a, b) => set.push(
             ChangeArea::Kind,
             Bump::Major,
-            format!(
-                "template kind changed from {} to {}",
-                a.kind().as_str(),
-                b.kind().as_str()
-            ),
+            format!("template kind changed from {} to {}", a.kind().as_str(), b.kind().as_str()),
         ),
     }
-    for change in diff_schemas(
-        prev.parameter_schema.as_value(),
-        next.parameter_schema.as_value(),
-    ) {
+    for change in diff_schemas(prev.parameter_schema.as_value(), next.parameter_schema.as_value()) {
         set.push(ChangeArea::ParameterSchema, change.impact(), change.to_string());
     }
     let (a, b) = (prev.config.as_map(), next.config.as_map());
     if a != b {
-        let mut keys: Vec<&String> = a
-            .keys()
-            .chain(b.keys())
-            .filter(|k| a.get(*k) != b.get(*k))
-            .collect();
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).collect();
         keys.sort();
         keys.dedup();
         let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
-        set.push(
-            ChangeArea::Config,
-            Bump::Minor,
-            format!("config changed: {}", keys.join(", ")),
-        );
+        set.push(ChangeArea::Config, Bump::Minor, format!("config changed: {}", keys.join(", ")));
     }
     set
 }
@@ -199,16 +169,12 @@ pub fn choose_bump(
     requested: Option<Bump>,
 ) -> Result<Bump, BumpError> {
     let Some(required) = changes.required_bump() else {
-        return Err(BumpError::Unchanged {
-            previous: previous.clone(),
-        });
+        return Err(BumpError::Unchanged { previous: previous.clone() });
     };
     match requested {
-        Some(r) if r < required => Err(BumpError::TooSmall {
-            requested: r,
-            required,
-            reasons: changes.reasons_for(required),
-        }),
+        Some(r) if r < required => {
+            Err(BumpError::TooSmall { requested: r, required, reasons: changes.reasons_for(required) })
+        }
         Some(r) => Ok(r),
         None => Ok(required),
     }
@@ -233,11 +199,7 @@ fn analyze_chat(a: &[ChatItem], b: &[ChatItem], set: &mut ChangeSet) {
         );
     }
     for removed in pa.iter().filter(|n| !pb.contains(n)) {
-        set.push(
-            ChangeArea::Placeholders,
-            Bump::Minor,
-            format!("placeholder `{removed}` removed"),
-        );
+        set.push(ChangeArea::Placeholders, Bump::Minor, format!("placeholder `{removed}` removed"));
     }
     let same_shape = a.len() == b.len()
         && a.iter().zip(b).all(|pair| match pair {
@@ -259,11 +221,7 @@ fn analyze_chat(a: &[ChatItem], b: &[ChatItem], set: &mut ChangeSet) {
         if let (ChatItem::Message(x), ChatItem::Message(y)) = pair
             && let Some((impact, summary)) = classify_text(&x.content, &y.content)
         {
-            set.push(
-                ChangeArea::Messages,
-                impact,
-                format!("message {} ({}): {summary}", i + 1, x.role),
-            );
+            set.push(ChangeArea::Messages, impact, format!("message {} ({}): {summary}", i + 1, x.role));
         }
     }
 }
@@ -358,12 +316,7 @@ mod tests {
     #[case("Hello {{ name }}", "Hello {{ user }}", Bump::Minor, "wording")]
     #[case("Be brief", "Be brief and kind", Bump::Minor, "wording")]
     #[case("a b c d e", "A. B. C. D. E.", Bump::Minor, "wording")]
-    fn text_classification(
-        #[case] old: &str,
-        #[case] new: &str,
-        #[case] bump: Bump,
-        #[case] text: &str,
-    ) {
+    fn text_classification(#[case] old: &str, #[case] new: &str, #[case] bump: Bump, #[case] text: &str) {
         let (b, summary) = classify_text(old, new).unwrap();
         assert_eq!(b, bump, "{summary}");
         assert!(summary.contains(text), "{summary}");
@@ -388,10 +341,7 @@ mod tests {
     fn requested_bumps() {
         let v = semver::Version::new(1, 0, 0);
         let mut set = ChangeSet::default();
-        assert!(matches!(
-            choose_bump(&v, &set, None),
-            Err(BumpError::Unchanged { .. })
-        ));
+        assert!(matches!(choose_bump(&v, &set, None), Err(BumpError::Unchanged { .. })));
         set.push(ChangeArea::Text, Bump::Minor, "wording changed");
         assert_eq!(choose_bump(&v, &set, None), Ok(Bump::Minor));
         assert_eq!(choose_bump(&v, &set, Some(Bump::Major)), Ok(Bump::Major));

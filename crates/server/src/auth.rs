@@ -48,11 +48,7 @@ pub fn token_prefix(token: &str) -> String {
         && token.starts_with("pv_")
         && b[13] == b'_'
         && b[3..13].iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
-    if structured {
-        token[..13].to_owned()
-    } else {
-        format!("h_{}", &hex::encode(hash_token(token))[..16])
-    }
+    if structured { token[..13].to_owned() } else { format!("h_{}", &hex::encode(hash_token(token))[..16]) }
 }
 
 #[must_use]
@@ -83,10 +79,7 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     #[must_use]
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            cache: Mutex::new(HashMap::new()),
-        }
+        Self { store, cache: Mutex::new(HashMap::new()) }
     }
 
     /// Checks a token; every failure reads the same to the caller.
@@ -112,18 +105,14 @@ impl Authenticator {
             }
             return Ok(principal);
         }
-        let record = self
-            .store
-            .find_api_key(&token_prefix(token))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "key lookup failed");
-                ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "authentication is temporarily unavailable",
-                )
-            })?;
+        let record = self.store.find_api_key(&token_prefix(token)).await.map_err(|e| {
+            tracing::error!(error = %e, "key lookup failed");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "authentication is temporarily unavailable",
+            )
+        })?;
         let Some(record) = record else {
             return Err(ApiError::unauthorized("the API key is not valid"));
         };
@@ -241,10 +230,7 @@ pub async fn bootstrap(
     write_private(&path, token.expose()).map_err(|e| {
         crate::StartError::Io(format!("cannot write the admin token to {}: {e}", path.display()))
     })?;
-    Ok(Some(Bootstrap {
-        generated_token: Some(token),
-        token_file: Some(path),
-    }))
+    Ok(Some(Bootstrap { generated_token: Some(token), token_file: Some(path) }))
 }
 
 /// Writes a file readable by its owner only.

@@ -46,13 +46,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            extra: Map::new(),
-            etag: None,
-        }
+        Self { status, code, detail: detail.into(), extra: Map::new(), etag: None }
     }
 
     #[must_use]
@@ -68,11 +62,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let title = self
-            .status
-            .canonical_reason()
-            .unwrap_or("Error")
-            .to_owned();
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
         let problem = Problem {
             type_: format!("urn:promptvault:problem:{}", self.code),
             title,
@@ -83,15 +73,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"promptvault\""),
-            );
+            headers
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"promptvault\""));
         }
         if let Some(etag) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
             headers.insert(header::ETAG, etag);
@@ -120,9 +105,7 @@ impl From<ServiceError> for ApiError {
                 }
                 err
             }
-            ServiceError::BadRequest { code, detail } => {
-                ApiError::new(StatusCode::BAD_REQUEST, code, detail)
-            }
+            ServiceError::BadRequest { code, detail } => ApiError::new(StatusCode::BAD_REQUEST, code, detail),
             ServiceError::Conflict { code, detail } => ApiError::new(StatusCode::CONFLICT, code, detail),
             ServiceError::PreconditionFailed { detail, current_etag } => {
                 let mut err = ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", detail);
@@ -206,12 +189,18 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            format!("the request body does not match what this endpoint takes: {}", std::error::Error::source(&e).map_or_else(|| e.body_text(), ToString::to_string)),
+            format!(
+                "the request body does not match what this endpoint takes: {}",
+                std::error::Error::source(&e).map_or_else(|| e.body_text(), ToString::to_string)
+            ),
         ),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("the request body is not valid JSON: {}", std::error::Error::source(&e).map_or_else(|| e.body_text(), ToString::to_string)),
+            format!(
+                "the request body is not valid JSON: {}",
+                std::error::Error::source(&e).map_or_else(|| e.body_text(), ToString::to_string)
+            ),
         ),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -220,7 +209,11 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         ),
         JsonRejection::BytesRejection(e) => {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server accepts")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than the server accepts",
+                )
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read")
             }
@@ -246,7 +239,10 @@ where
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
-                format!("invalid query string: {}", std::error::Error::source(&e).map_or_else(|| e.body_text(), ToString::to_string)),
+                format!(
+                    "invalid query string: {}",
+                    std::error::Error::source(&e).map_or_else(|| e.body_text(), ToString::to_string)
+                ),
             )),
             Err(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", other.body_text())),
         }
@@ -267,11 +263,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_path",
-                e.body_text(),
-            )),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
+            }
             Err(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", other.body_text())),
         }
     }

@@ -104,7 +104,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         metrics,
         body_limit: settings.body_limit_bytes,
     };
-    let app = axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));
+    let app =
+        axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", settings.listen)))?;

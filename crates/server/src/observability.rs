@@ -36,7 +36,11 @@ pub fn metrics_handle() -> PrometheusHandle {
             describe_gauge!("promptvault_usage_queue_depth", "Usage records waiting to be written");
             describe_counter!("promptvault_usage_records_written_total", "Usage records written");
             describe_counter!("promptvault_usage_write_errors_total", "Failed usage batch writes");
-            describe_histogram!("promptvault_usage_batch_seconds", Unit::Seconds, "Time to write one usage batch");
+            describe_histogram!(
+                "promptvault_usage_batch_seconds",
+                Unit::Seconds,
+                "Time to write one usage batch"
+            );
             handle
         })
         .clone()

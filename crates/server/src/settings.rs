@@ -102,21 +102,13 @@ impl Default for Settings {
 impl Default for RenderSettings {
     fn default() -> Self {
         let l = RenderLimits::default();
-        Self {
-            fuel: l.fuel,
-            max_output_bytes: l.max_output_bytes,
-            recursion_limit: l.recursion_limit,
-        }
+        Self { fuel: l.fuel, max_output_bytes: l.max_output_bytes, recursion_limit: l.recursion_limit }
     }
 }
 
 impl Default for UsageSettings {
     fn default() -> Self {
-        Self {
-            batch_size: 512,
-            flush_interval_ms: 100,
-            queue_capacity: 16_384,
-        }
+        Self { batch_size: 512, flush_interval_ms: 100, queue_capacity: 16_384 }
     }
 }
 
@@ -128,17 +120,12 @@ impl Default for CacheSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            format: "text".into(),
-            level: "info".into(),
-        }
+        Self { format: "text".into(), level: "info".into() }
     }
 }
 
 fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .map(|d| d.join("promptvault"))
-        .unwrap_or_else(|| PathBuf::from("promptvault-data"))
+    dirs::data_dir().map(|d| d.join("promptvault")).unwrap_or_else(|| PathBuf::from("promptvault-data"))
 }
 
 /// Settings that cannot work, with what to change.
@@ -169,24 +156,20 @@ impl Settings {
     /// otherwise when `PROMPTVAULT_CONFIG` names one.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
         let mut fig = Figment::new();
-        let file = file
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("PROMPTVAULT_CONFIG").map(PathBuf::from));
+        let file =
+            file.map(Path::to_path_buf).or_else(|| std::env::var_os("PROMPTVAULT_CONFIG").map(PathBuf::from));
         if let Some(path) = &file {
             if !path.is_file() {
-                return Err(SettingsError::Load(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+                return Err(SettingsError::Load(format!("config file {} does not exist", path.display())));
             }
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
             .merge(Env::prefixed("PROMPTVAULT_").split("__").ignore(CLIENT_ENV))
             .merge(Serialized::defaults(overrides));
-        let settings: Settings = fig.extract().map_err(|e| {
-            SettingsError::Load(e.to_string().replace("PROMPTVAULT_", "PROMPTVAULT_"))
-        })?;
+        let settings: Settings = fig
+            .extract()
+            .map_err(|e| SettingsError::Load(e.to_string().replace("PROMPTVAULT_", "PROMPTVAULT_")))?;
         settings.validate()
     }
 
@@ -202,7 +185,9 @@ impl Settings {
             return invalid("body_limit_bytes must be at least 1024".into());
         }
         if self.render.fuel == 0 || self.render.max_output_bytes == 0 || self.render.recursion_limit == 0 {
-            return invalid("render.fuel, render.max_output_bytes and render.recursion_limit must be positive".into());
+            return invalid(
+                "render.fuel, render.max_output_bytes and render.recursion_limit must be positive".into(),
+            );
         }
         if self.usage.batch_size == 0 || self.usage.queue_capacity == 0 {
             return invalid("usage.batch_size and usage.queue_capacity must be positive".into());
@@ -226,7 +211,8 @@ impl Settings {
         }
         let url = self.database_url();
         let url = url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
             return invalid("database_url must start with sqlite:// or postgres://".into());
         }
         Ok(self)
@@ -237,10 +223,7 @@ impl Settings {
     pub fn database_url(&self) -> Secret {
         match &self.database_url {
             Some(url) if !url.expose().is_empty() => url.clone(),
-            _ => Secret::new(format!(
-                "sqlite://{}",
-                self.data_dir.join("promptvault.db").display()
-            )),
+            _ => Secret::new(format!("sqlite://{}", self.data_dir.join("promptvault.db").display())),
         }
     }
 
@@ -277,10 +260,28 @@ mod tests {
         let parsed: Settings = toml::from_str(EXAMPLE).expect("example parses");
         assert_eq!(parsed.default_label, "production");
         for key in [
-            "listen", "data_dir", "database_url", "database_url_file", "pg_schema", "max_connections",
-            "default_label", "body_limit_bytes", "admin_token_file", "[render]", "fuel", "max_output_bytes",
-            "recursion_limit", "[usage]", "batch_size", "flush_interval_ms", "queue_capacity", "[cache]",
-            "max_entries", "[log]", "format", "level",
+            "listen",
+            "data_dir",
+            "database_url",
+            "database_url_file",
+            "pg_schema",
+            "max_connections",
+            "default_label",
+            "body_limit_bytes",
+            "admin_token_file",
+            "[render]",
+            "fuel",
+            "max_output_bytes",
+            "recursion_limit",
+            "[usage]",
+            "batch_size",
+            "flush_interval_ms",
+            "queue_capacity",
+            "[cache]",
+            "max_entries",
+            "[log]",
+            "format",
+            "level",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }

@@ -25,9 +25,7 @@ pub fn encode<T: Serialize>(pos: &T) -> String {
 }
 
 pub fn decode<T: DeserializeOwned>(cursor: &str) -> Result<T, StoreError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| StoreError::InvalidCursor)?;
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::InvalidCursor)?;
     serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)
 }
 

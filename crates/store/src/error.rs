@@ -33,10 +33,7 @@ pub enum StoreError {
     Conflict(#[from] Conflict),
     /// An optimistic-concurrency check failed: the row changed since it was read.
     #[error("the {what} has changed since it was read (current revision {current:?})")]
-    Stale {
-        what: &'static str,
-        current: Option<Revision>,
-    },
+    Stale { what: &'static str, current: Option<Revision> },
     #[error("invalid page cursor")]
     InvalidCursor,
     /// Stored data that does not decode: never shown as a wrong answer.

@@ -17,8 +17,8 @@ mod types;
 use std::sync::Arc;
 
 pub use error::{Conflict, Result, StoreError};
-pub use store::{Backend, Store};
 pub use rows::StoredPrompt;
+pub use store::{Backend, Store};
 pub use types::*;
 
 /// Settings that pick and tune a backend.
@@ -35,11 +35,7 @@ pub struct StoreOptions {
 impl StoreOptions {
     #[must_use]
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            pg_schema: "prometheus".into(),
-            max_connections: 8,
-        }
+        Self { url: url.into(), pg_schema: "prometheus".into(), max_connections: 8 }
     }
 }
 

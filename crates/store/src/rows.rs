@@ -5,7 +5,9 @@
 //! integrity check are written once, here.
 
 use chrono::{DateTime, Utc};
-use promptvault_core::model::{Label, LabelMove, OutcomeRecord, PromptRecord, PromptType, Revision, Template, UsageMetrics, Version};
+use promptvault_core::model::{
+    Label, LabelMove, OutcomeRecord, PromptRecord, PromptType, Revision, Template, UsageMetrics, Version,
+};
 use promptvault_core::{
     ChatItem, Config, ContentHash, DeploymentModel, LabelName, ParameterSchema, PromptTypeKey,
     SecurityClassification, Tag, TemplateBody, TemplateName, VersionContent, VersionStatus,
@@ -20,8 +22,7 @@ fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse()
-        .map_err(|e| StoreError::corrupt(format!("{what} {s:?}: {e}")))
+    s.parse().map_err(|e| StoreError::corrupt(format!("{what} {s:?}: {e}")))
 }
 
 fn seq(what: &str, n: i64) -> Result<u32> {
@@ -135,8 +136,7 @@ impl VersionRow {
             ),
             "chat" => {
                 let items: Vec<ChatItem> = serde_json::from_value(
-                    self.messages
-                        .ok_or_else(|| StoreError::corrupt("chat version without messages"))?,
+                    self.messages.ok_or_else(|| StoreError::corrupt("chat version without messages"))?,
                 )
                 .map_err(StoreError::corrupt)?;
                 TemplateBody::Chat(items)
@@ -247,8 +247,7 @@ impl PromptRow {
     pub fn decode(self) -> Result<StoredPrompt> {
         let outcome = match (self.outcome.as_deref(), self.outcome_at) {
             (Some(o), Some(at)) => Some(OutcomeRecord {
-                outcome: serde_json::from_value(Value::String(o.to_owned()))
-                    .map_err(StoreError::corrupt)?,
+                outcome: serde_json::from_value(Value::String(o.to_owned())).map_err(StoreError::corrupt)?,
                 detail: self.outcome_detail,
                 at,
             }),

@@ -4,16 +4,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Label, LabelMove, PromptRecord, PromptType, Template, Version};
 use promptvault_core::{
-    ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName,
-    UserId, VersionStatus,
+    ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName, UserId,
+    VersionStatus,
 };
 use tokio::sync::broadcast;
 
 use crate::error::Result;
 use crate::types::{
-    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser,
-    NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter,
-    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector,
+    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
+    OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics, TemplatePatch,
+    UsageEvent, User, VersionSelector,
 };
 
 /// Which database a store runs on.

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{OutcomeRecord, PromptRecord, Revision, UsageMetrics};
 use promptvault_core::{
-    ApiKeyId, Bump, ContentHash, LabelName, PromptId, PromptTypeId, PromptTypeKey,
-    SecurityClassification, Tag, TemplateName, UserId, VersionContent, VersionStatus,
+    ApiKeyId, Bump, ContentHash, LabelName, PromptId, PromptTypeId, PromptTypeKey, SecurityClassification,
+    Tag, TemplateName, UserId, VersionContent, VersionStatus,
 };
 use serde_json::Value;
 
@@ -90,10 +90,7 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        Self {
-            limit: 50,
-            cursor: None,
-        }
+        Self { limit: 50, cursor: None }
     }
 }
 

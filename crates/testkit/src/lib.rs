@@ -56,8 +56,8 @@ impl TestDb {
                 TestDb { kind, options, dir, pg_admin_url: None }
             }
             Kind::Postgres => {
-                let url = std::env::var(PG_ENV)
-                    .unwrap_or_else(|_| panic!("set {PG_ENV} to run PostgreSQL tests"));
+                let url =
+                    std::env::var(PG_ENV).unwrap_or_else(|_| panic!("set {PG_ENV} to run PostgreSQL tests"));
                 let schema = format!("pv_test_{}", uuid::Uuid::new_v4().simple());
                 let mut options = StoreOptions::new(url.clone());
                 options.pg_schema = schema;
@@ -69,9 +69,7 @@ impl TestDb {
 
     /// Opens the store (migrating it).
     pub async fn open(&self) -> Arc<dyn Store> {
-        promptvault_store::connect(&self.options)
-            .await
-            .expect("open the test store")
+        promptvault_store::connect(&self.options).await.expect("open the test store")
     }
 
     /// Runs raw SQL against the test database, bypassing the store: for
@@ -82,20 +80,14 @@ impl TestDb {
                 use sqlx::Connection;
                 let url = &self.options.url;
                 let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect sqlite");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut conn)
-                    .await
-                    .expect("raw sql");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("raw sql");
             }
             Kind::Postgres => {
                 use sqlx::Connection;
                 let url = self.pg_admin_url.as_deref().unwrap_or_default();
                 let mut conn = sqlx::PgConnection::connect(url).await.expect("connect postgres");
                 let sql = format!("SET search_path TO {}; {sql}", self.options.pg_schema);
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .expect("raw sql");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("raw sql");
             }
         }
     }

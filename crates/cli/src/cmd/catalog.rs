@@ -218,7 +218,14 @@ pub async fn types(c: &Client, out: Out, cmd: TypeCommand) -> Result<()> {
             out.show(&r.body, |b| {
                 let rows = list(b, "items")
                     .iter()
-                    .map(|t| vec![s(t, "key"), s(t, "name"), if t["schema"].is_null() { "no".into() } else { "yes".into() }, time(t, "created_at")])
+                    .map(|t| {
+                        vec![
+                            s(t, "key"),
+                            s(t, "name"),
+                            if t["schema"].is_null() { "no".into() } else { "yes".into() },
+                            time(t, "created_at"),
+                        ]
+                    })
                     .collect();
                 out.table(&["key", "name", "contract", "created"], rows);
             });
@@ -265,7 +272,12 @@ pub async fn types(c: &Client, out: Out, cmd: TypeCommand) -> Result<()> {
 }
 
 fn show_type(out: Out, t: &Value) {
-    out.fields(&[("key", s(t, "key")), ("name", s(t, "name")), ("created", time(t, "created_at")), ("revision", s(t, "revision"))]);
+    out.fields(&[
+        ("key", s(t, "key")),
+        ("name", s(t, "name")),
+        ("created", time(t, "created_at")),
+        ("revision", s(t, "revision")),
+    ]);
     if !t["schema"].is_null() {
         println!("\ncontract:\n{}", serde_json::to_string_pretty(&t["schema"]).unwrap_or_default());
     }
@@ -390,7 +402,9 @@ pub async fn templates(c: &Client, out: Out, cmd: TemplateCommand) -> Result<()>
                 body.insert("owner_id".into(), Value::String(o));
             }
             if body.is_empty() {
-                return Err(CliError::usage("nothing to change: give --description, --tag, --classification, --type or --owner"));
+                return Err(CliError::usage(
+                    "nothing to change: give --description, --tag, --classification, --type or --owner",
+                ));
             }
             let r = c.patch(&path, &Value::Object(body), current.etag.as_deref()).await?;
             out.show(&r.body, |t| println!("updated {} (revision {})", s(t, "name"), s(t, "revision")));
@@ -409,10 +423,8 @@ pub async fn templates(c: &Client, out: Out, cmd: TemplateCommand) -> Result<()>
 
 fn show_template(out: Out, t: &Value) {
     let v = &t["version"];
-    let labels: Vec<String> = list(t, "labels")
-        .iter()
-        .map(|l| format!("{}→v{}", s(l, "name"), s(l, "version_seq")))
-        .collect();
+    let labels: Vec<String> =
+        list(t, "labels").iter().map(|l| format!("{}→v{}", s(l, "name"), s(l, "version_seq"))).collect();
     out.fields(&[
         ("name", s(t, "name")),
         ("type", s(t, "type")),

@@ -21,7 +21,8 @@ pub fn read_source(path: &Path) -> Result<String> {
             .map_err(|e| CliError::invalid(format!("cannot read standard input: {e}")))?;
         return Ok(s);
     }
-    std::fs::read_to_string(path).map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))
 }
 
 /// Standard input when it is piped in, otherwise `None`.
@@ -36,7 +37,8 @@ pub fn piped_stdin() -> Result<Option<String>> {
 /// Reads and parses a JSON file (or `-`).
 pub fn read_json(path: &Path) -> Result<Value> {
     let text = read_source(path)?;
-    serde_json::from_str(&text).map_err(|e| CliError::invalid(format!("{} is not valid JSON: {e}", path.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::invalid(format!("{} is not valid JSON: {e}", path.display())))
 }
 
 /// Parses `--var` values: `key=text` sets a string, `key:=json` a JSON value.
@@ -67,7 +69,8 @@ mod tests {
 
     #[test]
     fn vars_are_text_or_json() {
-        let m = parse_vars(&["name=Ada".into(), "n:=3".into(), "tags:=[\"a\"]".into(), "eq=a=b".into()]).unwrap();
+        let m =
+            parse_vars(&["name=Ada".into(), "n:=3".into(), "tags:=[\"a\"]".into(), "eq=a=b".into()]).unwrap();
         assert_eq!(Value::Object(m), json!({"name": "Ada", "n": 3, "tags": ["a"], "eq": "a=b"}));
         assert!(parse_vars(&["novalue".into()]).is_err());
         assert!(parse_vars(&["x:={bad".into()]).is_err());

@@ -57,8 +57,9 @@ pub async fn render(c: &Client, out: Out, a: RenderArgs) -> Result<()> {
     let mut params = match &a.vars_file {
         Some(path) => read_json(path)?,
         None if a.vars.is_empty() => match piped_stdin()? {
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| CliError::invalid(format!("standard input is not a JSON object of parameters: {e}")))?,
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                CliError::invalid(format!("standard input is not a JSON object of parameters: {e}"))
+            })?,
             None => json!({}),
         },
         None => json!({}),
@@ -98,7 +99,13 @@ pub async fn render(c: &Client, out: Out, a: RenderArgs) -> Result<()> {
         for w in list(b, "warnings") {
             out.warn(w.as_str().unwrap_or_default());
         }
-        eprintln!("prompt {} · {} v{} ({})", s(b, "prompt_id"), s(b, "template"), s(b, "version_seq"), s(b, "version"));
+        eprintln!(
+            "prompt {} · {} v{} ({})",
+            s(b, "prompt_id"),
+            s(b, "template"),
+            s(b, "version_seq"),
+            s(b, "version")
+        );
     });
     Ok(())
 }
@@ -128,11 +135,9 @@ pub async fn metrics(c: &Client, out: Out, a: MetricsArgs) -> Result<()> {
             time(&b["total"], "last_used"),
             rate(&b["total"]),
         ]];
-        rows.extend(
-            list(b, "versions")
-                .iter()
-                .map(|v| vec![format!("v{}", s(v, "version_seq")), s(v, "times_used"), time(v, "last_used"), rate(v)]),
-        );
+        rows.extend(list(b, "versions").iter().map(|v| {
+            vec![format!("v{}", s(v, "version_seq")), s(v, "times_used"), time(v, "last_used"), rate(v)]
+        }));
         out.table(&["version", "used", "last used", "success"], rows);
     });
     Ok(())
@@ -148,7 +153,12 @@ pub async fn prompt(c: &Client, out: Out, a: PromptArgs) -> Result<()> {
             ("deployment", s(p, "deployment_model")),
             ("session", s(p, "session_id")),
             ("agent", s(p, "agent_id")),
-            ("outcome", p["outcome"]["success"].as_bool().map_or("-".into(), |ok| if ok { "success".into() } else { "failure".into() })),
+            (
+                "outcome",
+                p["outcome"]["success"]
+                    .as_bool()
+                    .map_or("-".into(), |ok| if ok { "success".into() } else { "failure".into() }),
+            ),
             ("parameters", p["data"].to_string()),
         ]);
         println!("\n{}", s(p, "prompt_text"));

@@ -41,16 +41,17 @@ async fn until_stopped() {
 }
 
 async fn start(settings: Settings) -> Result<promptvault_server::Server> {
-    promptvault_server::start(settings)
-        .await
-        .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))
+    promptvault_server::start(settings).await.map_err(|e| CliError::new(exit::FAILURE, e.to_string()))
 }
 
 fn announce_bootstrap(server: &promptvault_server::Server) {
     let Some(b) = server.bootstrap() else { return };
     match (&b.generated_token, &b.token_file) {
         (Some(token), Some(file)) => {
-            eprintln!("\nFirst start: created an admin API key. It is shown once; a copy is in {} (mode 0600).\n", file.display());
+            eprintln!(
+                "\nFirst start: created an admin API key. It is shown once; a copy is in {} (mode 0600).\n",
+                file.display()
+            );
             eprintln!("    export PROMPTVAULT_TOKEN={}\n", token.expose());
         }
         _ => eprintln!("First start: created the admin API key from the configured admin token."),
@@ -58,8 +59,10 @@ fn announce_bootstrap(server: &promptvault_server::Server) {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir, database_url: args.database_url };
-    let settings = Settings::load(args.config.as_deref(), &overrides).map_err(|e| CliError::invalid(e.to_string()))?;
+    let overrides =
+        Overrides { listen: args.listen, data_dir: args.data_dir, database_url: args.database_url };
+    let settings =
+        Settings::load(args.config.as_deref(), &overrides).map_err(|e| CliError::invalid(e.to_string()))?;
     init_logging(&settings.log);
     let server = start(settings).await?;
     announce_bootstrap(&server);
@@ -77,9 +80,12 @@ fn demo_token(server: &promptvault_server::Server, dir: &Path) -> Result<String>
     if let Ok(t) = std::env::var("PROMPTVAULT_ADMIN_TOKEN") {
         return Ok(t);
     }
-    std::fs::read_to_string(dir.join("admin-token"))
-        .map(|t| t.trim().to_owned())
-        .map_err(|_| CliError::new(exit::FAILURE, format!("no admin token found in {}; remove the directory to start afresh", dir.display())))
+    std::fs::read_to_string(dir.join("admin-token")).map(|t| t.trim().to_owned()).map_err(|_| {
+        CliError::new(
+            exit::FAILURE,
+            format!("no admin token found in {}; remove the directory to start afresh", dir.display()),
+        )
+    })
 }
 
 struct Tour<'a> {
@@ -98,9 +104,13 @@ impl Tour<'_> {
     }
 
     fn curl(&self, method: &str, path: &str, body: Option<&Value>) -> String {
-        let mut c = format!("curl -s -H \"Authorization: Bearer $PROMPTVAULT_TOKEN\" '{}/api/v1{path}'", self.base);
+        let mut c =
+            format!("curl -s -H \"Authorization: Bearer $PROMPTVAULT_TOKEN\" '{}/api/v1{path}'", self.base);
         if method != "GET" {
-            c = format!("curl -s -X {method} -H \"Authorization: Bearer $PROMPTVAULT_TOKEN\" -H 'Content-Type: application/json' '{}/api/v1{path}'", self.base);
+            c = format!(
+                "curl -s -X {method} -H \"Authorization: Bearer $PROMPTVAULT_TOKEN\" -H 'Content-Type: application/json' '{}/api/v1{path}'",
+                self.base
+            );
         }
         if let Some(b) = body {
             c.push_str(&format!(" -d '{}'", b));
@@ -124,7 +134,8 @@ impl Tour<'_> {
 pub async fn demo(args: DemoArgs, out: Out) -> Result<()> {
     let dir = args.data_dir;
     let db = format!("sqlite://{}", dir.join("promptvault.db").display());
-    let overrides = Overrides { listen: Some(args.listen), data_dir: Some(dir.clone()), database_url: Some(db) };
+    let overrides =
+        Overrides { listen: Some(args.listen), data_dir: Some(dir.clone()), database_url: Some(db) };
     let settings = Settings::load(None, &overrides).map_err(|e| CliError::invalid(e.to_string()))?;
     init_logging(&LogSettings { level: "warn".into(), ..settings.log.clone() });
     let server = start(settings).await?;
@@ -170,20 +181,39 @@ async fn tour(t: &mut Tour<'_>) -> Result<()> {
         },
         "change_description": "first version"
     });
-    t.step("Create a template: text, a JSON Schema for its parameters, version 1.0.0", &t.curl("POST", "/templates", Some(&json!({"name": "support/greeting", "template_text": "…", "parameter_schema": "…"}))));
+    t.step(
+        "Create a template: text, a JSON Schema for its parameters, version 1.0.0",
+        &t.curl(
+            "POST",
+            "/templates",
+            Some(&json!({"name": "support/greeting", "template_text": "…", "parameter_schema": "…"})),
+        ),
+    );
     if let Some(b) = t.post_once("/templates", &greeting).await? {
         let v = &b["template"]["version"];
-        println!("   → {} version {} ({}), {}", s(&b["template"], "name"), s(v, "seq"), s(v, "version"), s(v, "status"));
+        println!(
+            "   → {} version {} ({}), {}",
+            s(&b["template"], "name"),
+            s(v, "seq"),
+            s(v, "version"),
+            s(v, "status")
+        );
     }
 
     let params = json!({"parameters": {"customer_name": "Ada"}, "label": "latest"});
-    t.step("Render it; parameters are validated first, and the rendering is recorded", &t.curl("POST", "/templates/support%2Fgreeting/render", Some(&params)));
+    t.step(
+        "Render it; parameters are validated first, and the rendering is recorded",
+        &t.curl("POST", "/templates/support%2Fgreeting/render", Some(&params)),
+    );
     let r = t.c.post("/templates/support%2Fgreeting/render", &params).await?;
     println!("   → {}", s(&r.body, "text"));
     let prompt_id = s(&r.body, "prompt_id");
 
     let bad = json!({"parameters": {"tone": "rude"}, "label": "latest"});
-    t.step("Bad parameters are refused with every violation and its JSON pointer", &t.curl("POST", "/templates/support%2Fgreeting/render", Some(&bad)));
+    t.step(
+        "Bad parameters are refused with every violation and its JSON pointer",
+        &t.curl("POST", "/templates/support%2Fgreeting/render", Some(&bad)),
+    );
     match t.c.post("/templates/support%2Fgreeting/render", &bad).await {
         Ok(_) => println!("   → unexpectedly accepted"),
         Err(e) => println!("   → {}", e.message),
@@ -202,7 +232,14 @@ async fn tour(t: &mut Tour<'_>) -> Result<()> {
         },
         "change_description": "mention the product when known"
     });
-    t.step("A new version with an optional parameter: the semantic version is computed (minor)", &t.curl("POST", "/templates/support%2Fgreeting/versions", Some(&json!({"template_text": "…", "parameter_schema": "…"}))));
+    t.step(
+        "A new version with an optional parameter: the semantic version is computed (minor)",
+        &t.curl(
+            "POST",
+            "/templates/support%2Fgreeting/versions",
+            Some(&json!({"template_text": "…", "parameter_schema": "…"})),
+        ),
+    );
     if let Some(b) = t.post_once("/templates/support%2Fgreeting/versions", &v2).await? {
         let v = &b["version"];
         println!("   → version {} is {} ({} bump)", s(v, "seq"), s(v, "version"), s(v, "bump"));
@@ -216,15 +253,30 @@ async fn tour(t: &mut Tour<'_>) -> Result<()> {
         "properties": {"customer_name": {"type": "string"}, "tone": {"type": "string", "enum": ["warm", "formal"]}, "product": {"type": "string"}},
         "required": ["customer_name", "product"]
     }, "bump": "minor"});
-    t.step("Asking for a smaller bump than the change needs is refused, with the reason", &t.curl("POST", "/templates/support%2Fgreeting/versions", Some(&json!({"parameter_schema": "… product now required …", "bump": "minor"}))));
+    t.step(
+        "Asking for a smaller bump than the change needs is refused, with the reason",
+        &t.curl(
+            "POST",
+            "/templates/support%2Fgreeting/versions",
+            Some(&json!({"parameter_schema": "… product now required …", "bump": "minor"})),
+        ),
+    );
     match t.c.post("/templates/support%2Fgreeting/versions", &breaking).await {
         Ok(_) => println!("   → unexpectedly accepted"),
         Err(e) => println!("   → {}", e.message),
     }
 
-    t.step("Point the `production` label at version 2; reads without a label resolve it", &t.curl("PUT", "/templates/support%2Fgreeting/labels/production", Some(&json!({"version": 2}))));
+    t.step(
+        "Point the `production` label at version 2; reads without a label resolve it",
+        &t.curl("PUT", "/templates/support%2Fgreeting/labels/production", Some(&json!({"version": 2}))),
+    );
     t.c.put("/templates/support%2Fgreeting/labels/production", &json!({"version": 2})).await?;
-    let r = t.c.post("/templates/support%2Fgreeting/render", &json!({"parameters": {"customer_name": "Grace", "tone": "formal", "product": "the Pro plan"}})).await?;
+    let r =
+        t.c.post(
+            "/templates/support%2Fgreeting/render",
+            &json!({"parameters": {"customer_name": "Grace", "tone": "formal", "product": "the Pro plan"}}),
+        )
+        .await?;
     println!("   → {}", s(&r.body, "text"));
 
     t.step("Diff two versions", &t.curl("GET", "/templates/support%2Fgreeting/diff?from=1&to=2", None));
@@ -249,7 +301,10 @@ async fn tour(t: &mut Tour<'_>) -> Result<()> {
         },
         "config": {"model": "gpt-4o-mini", "temperature": 0}
     });
-    t.step("A chat template with a placeholder the caller fills with earlier messages", &t.curl("POST", "/templates", Some(&json!({"name": "agents/triage", "messages": "…"}))));
+    t.step(
+        "A chat template with a placeholder the caller fills with earlier messages",
+        &t.curl("POST", "/templates", Some(&json!({"name": "agents/triage", "messages": "…"}))),
+    );
     t.post_once("/templates", &chat).await?;
     let render = json!({
         "label": "latest",
@@ -261,7 +316,10 @@ async fn tour(t: &mut Tour<'_>) -> Result<()> {
         println!("   → [{}] {}", s(m, "role"), s(m, "content"));
     }
 
-    t.step("Report how a rendering worked; usage metrics follow", &t.curl("POST", &format!("/prompts/{prompt_id}/outcome"), Some(&json!({"success": true}))));
+    t.step(
+        "Report how a rendering worked; usage metrics follow",
+        &t.curl("POST", &format!("/prompts/{prompt_id}/outcome"), Some(&json!({"success": true}))),
+    );
     let _ = t.c.post(&format!("/prompts/{}/outcome", seg(&prompt_id)), &json!({"success": true})).await;
     let m = t.c.get("/templates/support%2Fgreeting/metrics").await?;
     let total = &m.body["total"];

@@ -250,9 +250,14 @@ pub async fn labels(c: &Client, out: Out, cmd: LabelCommand) -> Result<()> {
         }
         LabelCommand::Set { name, label, version } => {
             let r = c
-                .put(&format!("/templates/{}/labels/{}", seg(&name), seg(&label)), &json!({"version": version_value(&version)}))
+                .put(
+                    &format!("/templates/{}/labels/{}", seg(&name), seg(&label)),
+                    &json!({"version": version_value(&version)}),
+                )
                 .await?;
-            out.show(&r.body, |l| println!("{} of {name} → v{} ({})", s(l, "name"), s(l, "version_seq"), s(l, "version")));
+            out.show(&r.body, |l| {
+                println!("{} of {name} → v{} ({})", s(l, "name"), s(l, "version_seq"), s(l, "version"))
+            });
         }
         LabelCommand::Remove { name, label } => {
             c.delete(&format!("/templates/{}/labels/{}", seg(&name), seg(&label)), None).await?;
@@ -292,7 +297,11 @@ pub async fn rollback(c: &Client, out: Out, a: RollbackArgs) -> Result<()> {
             }
             b
         }
-        _ => return Err(CliError::usage("give --label (move a label back) or --from (restore as a new version)")),
+        _ => {
+            return Err(CliError::usage(
+                "give --label (move a label back) or --from (restore as a new version)",
+            ));
+        }
     };
     let r = c.post(&format!("/templates/{}/rollback", seg(&a.name)), &body).await?;
     out.show(&r.body, |b| match b["strategy"].as_str() {

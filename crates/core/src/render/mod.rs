@@ -33,11 +33,7 @@ pub struct RenderLimits {
 
 impl Default for RenderLimits {
     fn default() -> Self {
-        Self {
-            fuel: 250_000,
-            max_output_bytes: 1024 * 1024,
-            recursion_limit: 64,
-        }
+        Self { fuel: 250_000, max_output_bytes: 1024 * 1024, recursion_limit: 64 }
     }
 }
 
@@ -45,11 +41,7 @@ impl Default for RenderLimits {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TemplateError {
     #[error("{part}: syntax error on line {line}: {message}")]
-    Syntax {
-        part: String,
-        line: usize,
-        message: String,
-    },
+    Syntax { part: String, line: usize, message: String },
     #[error(transparent)]
     Reference(#[from] RefError),
 }
@@ -149,19 +141,10 @@ pub fn analyze_body(body: &TemplateBody) -> Result<BodyAnalysis, TemplateError> 
             .collect(),
     };
     for (index, source) in sources {
-        let tmpl = env
-            .template_from_named_str("analysis", source)
-            .map_err(|e| syntax_error(index, &e))?;
-        variables.extend(
-            tmpl.undeclared_variables(false)
-                .into_iter()
-                .filter(|v| !globals.contains(v)),
-        );
+        let tmpl = env.template_from_named_str("analysis", source).map_err(|e| syntax_error(index, &e))?;
+        variables.extend(tmpl.undeclared_variables(false).into_iter().filter(|v| !globals.contains(v)));
     }
-    Ok(BodyAnalysis {
-        variables,
-        references: body_references(body)?,
-    })
+    Ok(BodyAnalysis { variables, references: body_references(body)? })
 }
 
 enum Part {
@@ -248,10 +231,7 @@ impl CompiledTemplate {
                         ChatItem::Message(m) => {
                             let template = part_name(name, Some(i));
                             sources.push((template.clone(), m.content.clone(), Some(i)));
-                            parts.push(Part::Message {
-                                role: m.role.clone(),
-                                template,
-                            });
+                            parts.push(Part::Message { role: m.role.clone(), template });
                         }
                         ChatItem::Placeholder { name } => parts.push(Part::Placeholder(name.clone())),
                     }
@@ -267,12 +247,11 @@ impl CompiledTemplate {
             }
         }
         for (literal, source) in includes {
-            env.add_template_owned(literal.clone(), source)
-                .map_err(|e| TemplateError::Syntax {
-                    part: format!("included template {literal:?}"),
-                    line: e.line().unwrap_or(1),
-                    message: e.detail().unwrap_or("invalid template").to_owned(),
-                })?;
+            env.add_template_owned(literal.clone(), source).map_err(|e| TemplateError::Syntax {
+                part: format!("included template {literal:?}"),
+                line: e.line().unwrap_or(1),
+                message: e.detail().unwrap_or("invalid template").to_owned(),
+            })?;
             if let Ok(t) = env.get_template(&literal) {
                 variables.extend(t.undeclared_variables(false));
             }
@@ -295,11 +274,7 @@ impl CompiledTemplate {
     }
 
     /// Validates `params` (filling in defaults) and renders.
-    pub fn render(
-        &self,
-        params: Value,
-        placeholders: &Map<String, Value>,
-    ) -> Result<Rendered, RenderError> {
+    pub fn render(&self, params: Value, placeholders: &Map<String, Value>) -> Result<Rendered, RenderError> {
         let Value::Object(mut params) = params else {
             return Err(RenderError::ParametersNotObject);
         };
@@ -318,9 +293,7 @@ impl CompiledTemplate {
         }
         self.schema.apply_defaults(&mut params);
         let as_value = Value::Object(params);
-        self.schema
-            .validate(&as_value)
-            .map_err(RenderError::InvalidParameters)?;
+        self.schema.validate(&as_value).map_err(RenderError::InvalidParameters)?;
         let Value::Object(params) = as_value else {
             return Err(RenderError::ParametersNotObject);
         };
@@ -346,10 +319,7 @@ impl CompiledTemplate {
                                 Part::Message { role, .. } => role.to_string(),
                                 _ => "user".to_owned(),
                             };
-                            messages.push(RenderedMessage {
-                                role,
-                                content: out.take(),
-                            });
+                            messages.push(RenderedMessage { role, content: out.take() });
                         }
                         Part::Placeholder(name) => {
                             fill_placeholder(name, placeholders, &mut out, &mut messages)?;
@@ -380,11 +350,7 @@ impl CompiledTemplate {
                 .filter(|k| !known.contains(k.as_str()))
                 .map(|k| format!("placeholder `{k}` is not used by the template and was ignored")),
         );
-        Ok(Rendered {
-            body,
-            warnings,
-            parameters: params,
-        })
+        Ok(Rendered { body, warnings, parameters: params })
     }
 
     fn render_part(
@@ -394,10 +360,7 @@ impl CompiledTemplate {
         params: &Map<String, Value>,
         out: &mut Limited,
     ) -> Result<(), RenderError> {
-        let tmpl = self
-            .env
-            .get_template(template)
-            .map_err(|e| RenderError::Failed(e.to_string()))?;
+        let tmpl = self.env.get_template(template).map_err(|e| RenderError::Failed(e.to_string()))?;
         match tmpl.render_captured_to(ctx.clone(), &mut *out) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.classify(&e, params, out.exceeded)),
@@ -406,9 +369,7 @@ impl CompiledTemplate {
 
     fn classify(&self, err: &minijinja::Error, params: &Map<String, Value>, exceeded: bool) -> RenderError {
         if exceeded {
-            return RenderError::OutputTooLarge {
-                limit: self.limits.max_output_bytes,
-            };
+            return RenderError::OutputTooLarge { limit: self.limits.max_output_bytes };
         }
         // The first cause in the chain that is not an include wrapper.
         let mut cause: &minijinja::Error = err;
@@ -420,9 +381,7 @@ impl CompiledTemplate {
         }
         let detail = cause.to_string();
         match cause.kind() {
-            ErrorKind::OutOfFuel => RenderError::OutOfFuel {
-                fuel: self.limits.fuel,
-            },
+            ErrorKind::OutOfFuel => RenderError::OutOfFuel { fuel: self.limits.fuel },
             ErrorKind::UndefinedError => {
                 // The engine names the value ("`x` is undefined"); when it is a
                 // top-level variable the caller left out, report just that one.
@@ -432,12 +391,9 @@ impl CompiledTemplate {
                     .filter(|n| self.variables.contains(*n) && !params.contains_key(*n));
                 let names: Vec<String> = match named {
                     Some(n) => vec![n.to_owned()],
-                    None => self
-                        .variables
-                        .iter()
-                        .filter(|v| !params.contains_key(v.as_str()))
-                        .cloned()
-                        .collect(),
+                    None => {
+                        self.variables.iter().filter(|v| !params.contains_key(v.as_str())).cloned().collect()
+                    }
                 };
                 if names.is_empty() {
                     RenderError::Undefined { detail }
@@ -445,9 +401,9 @@ impl CompiledTemplate {
                     RenderError::MissingVariables { names, detail }
                 }
             }
-            ErrorKind::InvalidOperation if detail.contains("recursion") => RenderError::TooDeep {
-                limit: self.limits.recursion_limit,
-            },
+            ErrorKind::InvalidOperation if detail.contains("recursion") => {
+                RenderError::TooDeep { limit: self.limits.recursion_limit }
+            }
             _ => RenderError::Failed(detail),
         }
     }
@@ -459,10 +415,8 @@ fn fill_placeholder(
     out: &mut Limited,
     messages: &mut Vec<RenderedMessage>,
 ) -> Result<(), RenderError> {
-    let invalid = |reason: &str| RenderError::InvalidPlaceholder {
-        name: name.to_string(),
-        reason: reason.to_owned(),
-    };
+    let invalid =
+        |reason: &str| RenderError::InvalidPlaceholder { name: name.to_string(), reason: reason.to_owned() };
     let list = placeholders
         .get(name.as_str())
         .ok_or_else(|| RenderError::MissingPlaceholder(name.to_string()))?
@@ -477,10 +431,7 @@ fn fill_placeholder(
         Role::parse(role).map_err(|e| invalid(&e.to_string()))?;
         out.charge(content.len() + role.len())
             .map_err(|_| RenderError::OutputTooLarge { limit: out.limit })?;
-        messages.push(RenderedMessage {
-            role: role.to_owned(),
-            content: content.to_owned(),
-        });
+        messages.push(RenderedMessage { role: role.to_owned(), content: content.to_owned() });
     }
     Ok(())
 }
@@ -520,12 +471,7 @@ struct Limited {
 
 impl Limited {
     fn new(limit: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            limit,
-            used: 0,
-            exceeded: false,
-        }
+        Self { buf: Vec::new(), limit, used: 0, exceeded: false }
     }
 
     fn charge(&mut self, n: usize) -> Result<(), ()> {

@@ -47,9 +47,7 @@ fn renders_variables_conditionals_and_loops() {
     let t = compile(
         "Hello {{ name }}!{% if tone == 'formal' %} Good day.{% endif %}\n{% for i in items %}- {{ i }}\n{% endfor %}",
     );
-    let out = t
-        .render(json!({"name": "Ada", "tone": "formal", "items": ["a", "b"]}), &none())
-        .unwrap();
+    let out = t.render(json!({"name": "Ada", "tone": "formal", "items": ["a", "b"]}), &none()).unwrap();
     assert_eq!(text(out), "Hello Ada! Good day.\n- a\n- b\n");
 }
 
@@ -79,10 +77,7 @@ fn parameters_are_validated_before_rendering() {
     let RenderError::InvalidParameters(v) = err else { panic!("{err:?}") };
     let pointers: Vec<&str> = v.iter().map(|v| v.pointer.as_str()).collect();
     assert!(pointers.contains(&"/name") && pointers.contains(&"/tone"), "{v:?}");
-    assert_eq!(
-        t.render(json!("x"), &none()).unwrap_err(),
-        RenderError::ParametersNotObject
-    );
+    assert_eq!(t.render(json!("x"), &none()).unwrap_err(), RenderError::ParametersNotObject);
 }
 
 #[test]
@@ -103,7 +98,9 @@ fn only_the_variable_that_failed_is_named() {
 
 #[test]
 fn optional_variables_can_be_tested() {
-    let t = compile("Hello {{ name }}{% if nickname %} ({{ nickname }}){% endif %}{% if tone is defined %}!{% endif %}");
+    let t = compile(
+        "Hello {{ name }}{% if nickname %} ({{ nickname }}){% endif %}{% if tone is defined %}!{% endif %}",
+    );
     assert_eq!(text(t.render(json!({"name": "Ada"}), &none()).unwrap()), "Hello Ada");
     assert_eq!(
         text(t.render(json!({"name": "Ada", "nickname": "A", "tone": "warm"}), &none()).unwrap()),
@@ -114,7 +111,14 @@ fn optional_variables_can_be_tested() {
 #[test]
 fn defaults_fill_in() {
     let s = schema(json!({"type": "object", "properties": {"tone": {"type": "string", "default": "warm"}}}));
-    let t = CompiledTemplate::compile("t", &TemplateBody::Text("{{ tone }}".into()), &s, vec![], RenderLimits::default()).unwrap();
+    let t = CompiledTemplate::compile(
+        "t",
+        &TemplateBody::Text("{{ tone }}".into()),
+        &s,
+        vec![],
+        RenderLimits::default(),
+    )
+    .unwrap();
     let r = t.render(json!({}), &none()).unwrap();
     assert_eq!(r.parameters["tone"], "warm");
     assert_eq!(text(r), "warm");
@@ -165,10 +169,7 @@ fn output_is_bounded() {
 
 #[test]
 fn recursion_is_bounded() {
-    let err = limited(
-        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
-        RenderLimits::default(),
-    );
+    let err = limited("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", RenderLimits::default());
     assert!(matches!(err, RenderError::TooDeep { limit: 64 }), "{err:?}");
 }
 
@@ -203,9 +204,7 @@ fn chat() -> CompiledTemplate {
             role: Role::parse("system").unwrap(),
             content: "You help {{ name }}.".into(),
         }),
-        ChatItem::Placeholder {
-            name: Identifier::parse("history").unwrap(),
-        },
+        ChatItem::Placeholder { name: Identifier::parse("history").unwrap() },
         ChatItem::Message(ChatMessage {
             role: Role::parse("user").unwrap(),
             content: "{{ items | join(', ') }}".into(),
@@ -217,7 +216,10 @@ fn chat() -> CompiledTemplate {
 #[test]
 fn chat_templates_render_messages_and_fill_placeholders() {
     let mut ph = Map::new();
-    ph.insert("history".into(), json!([{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "reply"}]));
+    ph.insert(
+        "history".into(),
+        json!([{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "reply"}]),
+    );
     ph.insert("unused".into(), json!([]));
     let r = chat().render(json!({"name": "Ada", "items": ["x", "y"]}), &ph).unwrap();
     let RenderedBody::Chat(m) = &r.body else { panic!() };

@@ -34,8 +34,5 @@ pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, ApiError>
 #[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics", security(()),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        s.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
 }

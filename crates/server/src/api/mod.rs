@@ -30,7 +30,9 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("pv_…").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("pv_…").build(),
+            ),
         );
     }
 }
@@ -91,7 +93,12 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred; it has been logged").into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "an internal error occurred; it has been logged",
+            )
+            .into_response()
         }))
         .layer(middleware::from_fn(record_metrics))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -108,7 +115,11 @@ async fn not_found(uri: Uri) -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {
@@ -138,11 +149,8 @@ pub fn rewrite_uri(mut req: Request) -> Request {
     let uri = req.uri();
     let Some(rest) = uri.path().strip_prefix(PREFIX) else { return req };
     let segments: Vec<&str> = rest.split('/').collect();
-    let cut = segments
-        .iter()
-        .skip(1)
-        .position(|s| SUB_RESOURCES.contains(s))
-        .map_or(segments.len(), |p| p + 1);
+    let cut =
+        segments.iter().skip(1).position(|s| SUB_RESOURCES.contains(s)).map_or(segments.len(), |p| p + 1);
     if cut <= 1 || segments[..cut].iter().any(|s| s.is_empty()) {
         return req;
     }
@@ -161,7 +169,6 @@ pub fn rewrite_uri(mut req: Request) -> Request {
     req
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +182,10 @@ mod tests {
     fn raw_slashes_in_names_become_one_segment() {
         assert_eq!(rewritten("/api/v1/templates/a/b/versions/3"), "/api/v1/templates/a%2Fb/versions/3");
         assert_eq!(rewritten("/api/v1/templates/a/b/c?label=x"), "/api/v1/templates/a%2Fb%2Fc?label=x");
-        assert_eq!(rewritten("/api/v1/templates/a/b/labels/production"), "/api/v1/templates/a%2Fb/labels/production");
+        assert_eq!(
+            rewritten("/api/v1/templates/a/b/labels/production"),
+            "/api/v1/templates/a%2Fb/labels/production"
+        );
         assert_eq!(rewritten("/api/v1/templates/a%2Fb/render"), "/api/v1/templates/a%2Fb/render");
         assert_eq!(rewritten("/api/v1/templates/plain"), "/api/v1/templates/plain");
         assert_eq!(rewritten("/api/v1/templates/a/diff"), "/api/v1/templates/a/diff");

@@ -4,13 +4,11 @@ use std::sync::Arc;
 
 use promptvault_core::authz::{Action, Principal, Resource};
 use promptvault_core::model::{Label, PromptType, Revision, Template, Version};
-use promptvault_core::{
-    ContentHash, PromptTypeKey, SecurityClassification, Tag, TemplateName, UserId,
-};
 use promptvault_core::versioning::initial_version;
+use promptvault_core::{ContentHash, PromptTypeKey, SecurityClassification, Tag, TemplateName, UserId};
 use promptvault_store::{
-    Expect, NewPromptType, NewTemplate, NewVersion, Page, PageRequest, PromptTypePatch,
-    TemplateFilter, TemplatePatch,
+    Expect, NewPromptType, NewTemplate, NewVersion, Page, PageRequest, PromptTypePatch, TemplateFilter,
+    TemplatePatch,
 };
 use serde_json::Value;
 
@@ -51,7 +49,6 @@ pub struct TemplateView {
     pub labels: Vec<Label>,
 }
 
-
 fn check_tags(tags: &[Tag]) -> Result<()> {
     if tags.len() > 50 {
         return Err(ServiceError::invalid("invalid_request", "a template may have at most 50 tags"));
@@ -67,10 +64,7 @@ impl Registry {
 
     pub async fn get_prompt_type(&self, who: &Principal, key: &PromptTypeKey) -> Result<PromptType> {
         self.authorize(who, Action::Read, Resource::Type)?;
-        self.store
-            .get_prompt_type(key)
-            .await?
-            .ok_or_else(|| type_missing(key))
+        self.store.get_prompt_type(key).await?.ok_or_else(|| type_missing(key))
     }
 
     pub async fn create_prompt_type(
@@ -83,10 +77,7 @@ impl Registry {
         self.authorize(who, Action::Create, Resource::Type)?;
         check_type_name(&name)?;
         check_contract(schema.as_ref())?;
-        Ok(self
-            .store
-            .create_prompt_type(NewPromptType { key, name, schema }, Self::now())
-            .await?)
+        Ok(self.store.create_prompt_type(NewPromptType { key, name, schema }, Self::now()).await?)
     }
 
     pub async fn update_prompt_type(
@@ -112,7 +103,12 @@ impl Registry {
         Ok(t)
     }
 
-    pub async fn delete_prompt_type(&self, who: &Principal, key: &PromptTypeKey, expect: Revision) -> Result<()> {
+    pub async fn delete_prompt_type(
+        &self,
+        who: &Principal,
+        key: &PromptTypeKey,
+        expect: Revision,
+    ) -> Result<()> {
         self.authorize(who, Action::Delete, Resource::Type)?;
         self.store.delete_prompt_type(key, Expect::Revision(expect)).await?;
         Ok(())
@@ -129,7 +125,11 @@ impl Registry {
     }
 
     /// Creates a template with its first version (1.0.0, a draft).
-    pub async fn create_template(&self, who: &Principal, input: CreateTemplate) -> Result<(TemplateView, Vec<String>)> {
+    pub async fn create_template(
+        &self,
+        who: &Principal,
+        input: CreateTemplate,
+    ) -> Result<(TemplateView, Vec<String>)> {
         self.authorize(who, Action::Create, Resource::Template)?;
         check_text("description", input.description.as_deref(), 2_000)?;
         check_text("long_description_markdown", input.long_description_markdown.as_deref(), 100_000)?;
@@ -182,15 +182,16 @@ impl Registry {
 
     /// Reads a template with the version a selector picks (the default
     /// label when it names none) and its labels.
-    pub async fn read_template(&self, who: &Principal, name: &TemplateName, read: &ReadSelector) -> Result<TemplateView> {
+    pub async fn read_template(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        read: &ReadSelector,
+    ) -> Result<TemplateView> {
         self.authorize(who, Action::Read, Resource::Template)?;
         let resolved = self.resolve_cached(name, read).await?;
         let labels = self.store.list_labels(resolved.0.id).await?;
-        Ok(TemplateView {
-            template: resolved.0.clone(),
-            version: resolved.1.clone(),
-            labels,
-        })
+        Ok(TemplateView { template: resolved.0.clone(), version: resolved.1.clone(), labels })
     }
 
     /// Resolves through the cache; a miss explains what is missing.
@@ -216,7 +217,11 @@ impl Registry {
     }
 
     /// Says whether the template, the label or the version is what is missing.
-    async fn explain_missing(&self, name: &TemplateName, selector: &promptvault_store::VersionSelector) -> ServiceError {
+    async fn explain_missing(
+        &self,
+        name: &TemplateName,
+        selector: &promptvault_store::VersionSelector,
+    ) -> ServiceError {
         use promptvault_store::VersionSelector as S;
         let template = match self.store.get_template(name).await {
             Ok(Some(t)) => t,
@@ -307,7 +312,12 @@ impl Registry {
         Ok(updated)
     }
 
-    pub async fn delete_template(&self, who: &Principal, name: &TemplateName, expect: Revision) -> Result<()> {
+    pub async fn delete_template(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        expect: Revision,
+    ) -> Result<()> {
         self.authorize(who, Action::Delete, Resource::Template)?;
         self.store.delete_template(name, Expect::Revision(expect)).await?;
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
@@ -335,7 +345,10 @@ fn check_type_name(name: &str) -> Result<()> {
 fn check_contract(schema: Option<&Value>) -> Result<()> {
     let Some(schema) = schema else { return Ok(()) };
     if let Some(at) = promptvault_core::text::find_nul(schema) {
-        return Err(ServiceError::invalid("invalid_type_schema", format!("the schema contains a NUL character at {at}")));
+        return Err(ServiceError::invalid(
+            "invalid_type_schema",
+            format!("the schema contains a NUL character at {at}"),
+        ));
     }
     let obj = schema.as_object().ok_or_else(|| {
         ServiceError::invalid("invalid_type_schema", "a prompt type schema must be a JSON object")

@@ -44,10 +44,7 @@ pub(super) fn check(input: ContentInput) -> Result<Checked, ServiceError> {
     let report = check_variables(&analysis.variables, &parameter_schema);
     if !report.undeclared.is_empty() {
         let suggestion = ParameterSchema::inferred(
-            parameter_schema
-                .declared()
-                .into_iter()
-                .chain(report.undeclared.iter().map(String::as_str)),
+            parameter_schema.declared().into_iter().chain(report.undeclared.iter().map(String::as_str)),
         );
         return Err(ServiceError::Invalid {
             code: "undeclared_variables",
@@ -66,15 +63,7 @@ pub(super) fn check(input: ContentInput) -> Result<Checked, ServiceError> {
         .iter()
         .map(|n| format!("parameter `{n}` is declared but the template does not use it"))
         .collect();
-    Ok(Checked {
-        content: VersionContent {
-            body: input.body,
-            parameter_schema,
-            config,
-        },
-        analysis,
-        warnings,
-    })
+    Ok(Checked { content: VersionContent { body: input.body, parameter_schema, config }, analysis, warnings })
 }
 
 fn schema_error(e: SchemaError) -> ServiceError {

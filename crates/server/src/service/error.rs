@@ -49,25 +49,15 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
-        ServiceError::Invalid {
-            code,
-            detail: detail.into(),
-            extra: None,
-        }
+        ServiceError::Invalid { code, detail: detail.into(), extra: None }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        ServiceError::Conflict {
-            code,
-            detail: detail.into(),
-        }
+        ServiceError::Conflict { code, detail: detail.into() }
     }
 
     pub fn not_found(what: Missing, detail: impl Into<String>) -> Self {
-        ServiceError::NotFound {
-            what,
-            detail: detail.into(),
-        }
+        ServiceError::NotFound { what, detail: detail.into() }
     }
 }
 
@@ -129,8 +119,5 @@ pub fn etag_kind(what: &str) -> &'static str {
 }
 
 fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
 }

@@ -28,11 +28,7 @@ pub enum Rollback {
     /// Point a label at an earlier version (by default where it pointed before).
     MoveLabel { label: LabelName, to: Option<VersionRef> },
     /// Create a new version with an earlier version's content.
-    NewVersion {
-        from: VersionRef,
-        bump: Option<Bump>,
-        change_description: Option<String>,
-    },
+    NewVersion { from: VersionRef, bump: Option<Bump>, change_description: Option<String> },
 }
 
 /// What a rollback did.
@@ -64,7 +60,8 @@ impl Registry {
         }];
         let labels = self.store.list_labels(t.id).await?;
         for l in labels {
-            let version = self.store.get_version(t.id, &promptvault_store::VersionSelector::Seq(l.version_seq)).await?;
+            let version =
+                self.store.get_version(t.id, &promptvault_store::VersionSelector::Seq(l.version_seq)).await?;
             views.push(LabelView {
                 name: l.name,
                 version_seq: l.version_seq,
@@ -79,7 +76,12 @@ impl Registry {
     }
 
     /// One label and its history of moves, newest first.
-    pub async fn get_label(&self, who: &Principal, name: &TemplateName, label: &LabelName) -> Result<(LabelView, Vec<LabelMove>)> {
+    pub async fn get_label(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        label: &LabelName,
+    ) -> Result<(LabelView, Vec<LabelMove>)> {
         let views = self.list_labels(who, name).await?;
         let Some(view) = views.into_iter().find(|v| &v.name == label) else {
             return Err(ServiceError::not_found(
@@ -88,7 +90,8 @@ impl Registry {
             ));
         };
         let t = self.template_or_404(name).await?;
-        let history = if label.is_latest() { vec![] } else { self.store.label_history(t.id, Some(label), 100).await? };
+        let history =
+            if label.is_latest() { vec![] } else { self.store.label_history(t.id, Some(label), 100).await? };
         Ok((view, history))
     }
 
@@ -109,10 +112,7 @@ impl Registry {
         let t = self.template_or_404(name).await?;
         let target: Version = self.version_or_404(&t, to).await?;
         let expect = expect.map_or(Expect::Any, Expect::Revision);
-        let l = self
-            .store
-            .set_label(t.id, label, target.seq, expect, Some(who.user_id), Self::now())
-            .await?;
+        let l = self.store.set_label(t.id, label, target.seq, expect, Some(who.user_id), Self::now()).await?;
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(LabelView {
             name: l.name,
@@ -125,23 +125,28 @@ impl Registry {
         })
     }
 
-    pub async fn delete_label(&self, who: &Principal, name: &TemplateName, label: &LabelName, expect: Option<Revision>) -> Result<()> {
+    pub async fn delete_label(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        label: &LabelName,
+        expect: Option<Revision>,
+    ) -> Result<()> {
         self.authorize(who, Action::Delete, Resource::Label)?;
         if label.is_latest() {
             return Err(reserved());
         }
         let t = self.template_or_404(name).await?;
         let expect = expect.map_or(Expect::Any, Expect::Revision);
-        self.store
-            .delete_label(t.id, label, expect, Some(who.user_id), Self::now())
-            .await
-            .map_err(|e| match e {
+        self.store.delete_label(t.id, label, expect, Some(who.user_id), Self::now()).await.map_err(|e| {
+            match e {
                 promptvault_store::StoreError::NotFound(_) => ServiceError::not_found(
                     Missing::Label,
                     format!("template {:?} has no label {:?}", name.as_str(), label.as_str()),
                 ),
                 other => other.into(),
-            })?;
+            }
+        })?;
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(())
     }
@@ -154,18 +159,19 @@ impl Registry {
                     return Err(reserved());
                 }
                 let t = self.template_or_404(name).await?;
-                let current = self
-                    .store
-                    .list_labels(t.id)
-                    .await?
-                    .into_iter()
-                    .find(|l| l.name == label)
-                    .ok_or_else(|| {
-                        ServiceError::not_found(
-                            Missing::Label,
-                            format!("template {:?} has no label {:?} to roll back", name.as_str(), label.as_str()),
-                        )
-                    })?;
+                let current =
+                    self.store.list_labels(t.id).await?.into_iter().find(|l| l.name == label).ok_or_else(
+                        || {
+                            ServiceError::not_found(
+                                Missing::Label,
+                                format!(
+                                    "template {:?} has no label {:?} to roll back",
+                                    name.as_str(),
+                                    label.as_str()
+                                ),
+                            )
+                        },
+                    )?;
                 let target = match to {
                     Some(v) => v,
                     None => {
@@ -177,7 +183,10 @@ impl Registry {
                             .ok_or_else(|| {
                                 ServiceError::conflict(
                                     "no_previous_version",
-                                    format!("label {:?} has not pointed anywhere else before; name the version", label.as_str()),
+                                    format!(
+                                        "label {:?} has not pointed anywhere else before; name the version",
+                                        label.as_str()
+                                    ),
                                 )
                             })?;
                         VersionRef::Seq(previous)

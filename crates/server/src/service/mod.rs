@@ -69,13 +69,7 @@ impl Registry {
         default_label: LabelName,
         limits: RenderLimits,
     ) -> Self {
-        Self {
-            store,
-            caches,
-            usage,
-            default_label,
-            limits,
-        }
+        Self { store, caches, usage, default_label, limits }
     }
 
     #[must_use]
@@ -90,13 +84,7 @@ impl Registry {
 
     fn authorize(&self, who: &Principal, action: Action, resource: Resource) -> Result<()> {
         let decision = decide(who, action, resource);
-        if decision.allowed {
-            Ok(())
-        } else {
-            Err(ServiceError::Forbidden {
-                detail: decision.reason,
-            })
-        }
+        if decision.allowed { Ok(()) } else { Err(ServiceError::Forbidden { detail: decision.reason }) }
     }
 
     fn now() -> DateTime<Utc> {
@@ -120,10 +108,7 @@ impl Registry {
     }
 
     async fn template_or_404(&self, name: &TemplateName) -> Result<promptvault_core::model::Template> {
-        self.store
-            .get_template(name)
-            .await?
-            .ok_or_else(|| template_missing(name))
+        self.store.get_template(name).await?.ok_or_else(|| template_missing(name))
     }
 }
 

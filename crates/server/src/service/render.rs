@@ -30,7 +30,12 @@ pub struct RenderOutcome {
 
 impl Registry {
     /// Renders a template and records the rendering.
-    pub async fn render(&self, who: &Principal, name: &TemplateName, req: RenderRequest) -> Result<RenderOutcome> {
+    pub async fn render(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        req: RenderRequest,
+    ) -> Result<RenderOutcome> {
         self.authorize(who, Action::Execute, Resource::Template)?;
         let resolved = self.resolve_cached(name, &req.selector).await?;
         let compiled = self.compiled(&resolved).await?;
@@ -60,15 +65,15 @@ impl Registry {
     async fn compiled(&self, resolved: &Arc<(Template, Version)>) -> Result<Arc<CompiledTemplate>> {
         let (template, version) = (&resolved.0, &resolved.1);
         let mut plan: IncludePlan<(VersionId, [u8; 32])> =
-            IncludePlan::new(&template.name, &version.content.body).map_err(|e| ServiceError::Render(e.into()))?;
+            IncludePlan::new(&template.name, &version.content.body)
+                .map_err(|e| ServiceError::Render(e.into()))?;
         while let Some(reference) = plan.next() {
             let read = match &reference.selector {
                 Selector::Default => ReadSelector::default(),
                 Selector::Label(l) => ReadSelector { label: Some(l.clone()), version: None },
-                Selector::Version(n) => ReadSelector {
-                    label: None,
-                    version: Some(super::VersionRef::Seq(*n)),
-                },
+                Selector::Version(n) => {
+                    ReadSelector { label: None, version: Some(super::VersionRef::Seq(*n)) }
+                }
             };
             let fetched = match self.resolve_cached(&reference.name.clone(), &read).await {
                 Ok(found) => Some(Fetched {
@@ -102,19 +107,21 @@ impl Registry {
     }
 
     /// Records whether a rendering worked; the first report stands.
-    pub async fn report_outcome(&self, who: &Principal, prompt: PromptId, outcome: Outcome, detail: Option<String>) -> Result<()> {
+    pub async fn report_outcome(
+        &self,
+        who: &Principal,
+        prompt: PromptId,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> Result<()> {
         self.authorize(who, Action::Update, Resource::Prompt)?;
         super::check_text("detail", detail.as_deref(), 2_000)?;
-        let result = self
-            .usage
-            .outcome(prompt, OutcomeRecord { outcome, detail, at: Self::now() })
-            .await?;
+        let result = self.usage.outcome(prompt, OutcomeRecord { outcome, detail, at: Self::now() }).await?;
         match result {
             OutcomeResult::Recorded => Ok(()),
-            OutcomeResult::UnknownPrompt => Err(ServiceError::not_found(
-                Missing::Prompt,
-                format!("no rendering has id {prompt}"),
-            )),
+            OutcomeResult::UnknownPrompt => {
+                Err(ServiceError::not_found(Missing::Prompt, format!("no rendering has id {prompt}")))
+            }
             OutcomeResult::AlreadyReported => Err(ServiceError::conflict(
                 "outcome_already_reported",
                 format!("the outcome of rendering {prompt} was already reported"),

@@ -70,7 +70,8 @@ pub fn start(store: Arc<dyn Store>, config: UsageConfig) -> (UsageRecorder, Usag
 impl UsageRecorder {
     /// Queues a render record; waits while the queue is full.
     pub async fn record(&self, record: PromptRecord) -> Result<(), ServiceError> {
-        metrics::gauge!("promptvault_usage_queue_depth").set((self.tx.max_capacity() - self.tx.capacity()) as f64);
+        metrics::gauge!("promptvault_usage_queue_depth")
+            .set((self.tx.max_capacity() - self.tx.capacity()) as f64);
         self.tx
             .send(Msg::Render(Box::new(record)))
             .await
@@ -78,7 +79,11 @@ impl UsageRecorder {
     }
 
     /// Records an outcome after every render queued before it.
-    pub async fn outcome(&self, prompt: PromptId, outcome: OutcomeRecord) -> Result<OutcomeResult, ServiceError> {
+    pub async fn outcome(
+        &self,
+        prompt: PromptId,
+        outcome: OutcomeRecord,
+    ) -> Result<OutcomeResult, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Msg::Outcome { prompt, outcome, reply })
@@ -97,8 +102,7 @@ impl UsageRecorder {
             .send(Msg::Flush(done))
             .await
             .map_err(|_| ServiceError::Unavailable("the server is shutting down".into()))?;
-        wait.await
-            .map_err(|_| ServiceError::Unavailable("the usage writer stopped".into()))
+        wait.await.map_err(|_| ServiceError::Unavailable("the usage writer stopped".into()))
     }
 }
 
@@ -112,7 +116,12 @@ impl UsageWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, config: UsageConfig, stop: CancellationToken) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Msg>,
+    config: UsageConfig,
+    stop: CancellationToken,
+) {
     let mut stopping = false;
     loop {
         let first = if stopping {
@@ -180,14 +189,16 @@ async fn write_batch(store: &Arc<dyn Store>, batch: Vec<Msg>, stopping: bool) {
         let started = std::time::Instant::now();
         match store.record_usage(events.clone()).await {
             Ok(results) => {
-                metrics::histogram!("promptvault_usage_batch_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("promptvault_usage_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 metrics::counter!("promptvault_usage_records_written_total").increment(renders as u64);
                 break Ok(results);
             }
             Err(e) => {
                 attempt += 1;
                 metrics::counter!("promptvault_usage_write_errors_total").increment(1);
-                let give_up = matches!(e, StoreError::Corrupt(_)) || (stopping && attempt >= 5) || attempt >= 50;
+                let give_up =
+                    matches!(e, StoreError::Corrupt(_)) || (stopping && attempt >= 5) || attempt >= 50;
                 tracing::error!(error = %e, attempt, records = events.len(), "usage batch write failed");
                 if give_up {
                     tracing::error!(records = renders, "usage records could not be written and are lost");

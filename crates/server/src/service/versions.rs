@@ -6,7 +6,9 @@ use promptvault_core::model::{Revision, Template, Version};
 use promptvault_core::refs::{Selector, TemplateRef};
 use promptvault_core::versioning::{BumpError, Change, analyze, choose_bump};
 use promptvault_core::{Bump, ContentHash, TemplateName};
-use promptvault_store::{ChangeNotice, Conflict, Expect, NewVersion, Page, PageRequest, StoreError, VersionSelector};
+use promptvault_store::{
+    ChangeNotice, Conflict, Expect, NewVersion, Page, PageRequest, StoreError, VersionSelector,
+};
 
 use super::content::{self, ContentInput};
 use super::{Missing, ReadSelector, Registry, Result, ServiceError};
@@ -22,12 +24,7 @@ pub enum VersionRef {
 impl VersionRef {
     pub fn parse(s: &str) -> Result<Self> {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .map(VersionRef::Seq)
-                .ok_or_else(|| bad_version_ref(s));
+            return s.parse().ok().filter(|n| *n > 0).map(VersionRef::Seq).ok_or_else(|| bad_version_ref(s));
         }
         semver::Version::parse(s).map(VersionRef::Semver).map_err(|_| bad_version_ref(s))
     }
@@ -80,24 +77,38 @@ fn bump_error(e: BumpError) -> ServiceError {
 }
 
 impl Registry {
-    pub async fn list_versions(&self, who: &Principal, name: &TemplateName, page: &PageRequest) -> Result<(Template, Page<Version>)> {
+    pub async fn list_versions(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        page: &PageRequest,
+    ) -> Result<(Template, Page<Version>)> {
         self.authorize(who, Action::Read, Resource::Version)?;
         let t = self.template_or_404(name).await?;
         let versions = self.store.list_versions(t.id, page).await?;
         Ok((t, versions))
     }
 
-    pub async fn get_version(&self, who: &Principal, name: &TemplateName, v: &VersionRef) -> Result<(Template, Version)> {
+    pub async fn get_version(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        v: &VersionRef,
+    ) -> Result<(Template, Version)> {
         self.authorize(who, Action::Read, Resource::Version)?;
-        let found = self
-            .resolve_cached(name, &ReadSelector { label: None, version: Some(v.clone()) })
-            .await?;
+        let found =
+            self.resolve_cached(name, &ReadSelector { label: None, version: Some(v.clone()) }).await?;
         Ok((found.0.clone(), found.1.clone()))
     }
 
     /// Adds a version; its semantic version is computed from the change
     /// against the newest version.
-    pub async fn create_version(&self, who: &Principal, name: &TemplateName, input: CreateVersion) -> Result<VersionCreated> {
+    pub async fn create_version(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        input: CreateVersion,
+    ) -> Result<VersionCreated> {
         self.authorize(who, Action::Create, Resource::Version)?;
         super::check_text("change_description", input.change_description.as_deref(), 2_000)?;
         let checked = content::check(input.content)?;
@@ -197,7 +208,13 @@ impl Registry {
         Ok(VersionCreated { version, changes, warnings })
     }
 
-    pub async fn delete_draft(&self, who: &Principal, name: &TemplateName, v: &VersionRef, expect: Revision) -> Result<()> {
+    pub async fn delete_draft(
+        &self,
+        who: &Principal,
+        name: &TemplateName,
+        v: &VersionRef,
+        expect: Revision,
+    ) -> Result<()> {
         self.authorize(who, Action::Delete, Resource::Version)?;
         let template = self.template_or_404(name).await?;
         let current = self.version_or_404(&template, v).await?;
@@ -251,17 +268,18 @@ impl Registry {
     }
 
     pub(super) async fn latest_version(&self, template: &Template) -> Result<Version> {
-        self.store
-            .get_version(template.id, &VersionSelector::Latest)
-            .await?
-            .ok_or_else(|| ServiceError::Internal(format!("template {} has no newest version", template.name)))
+        self.store.get_version(template.id, &VersionSelector::Latest).await?.ok_or_else(|| {
+            ServiceError::Internal(format!("template {} has no newest version", template.name))
+        })
     }
 
     /// The existing version with the highest sequence number below `seq`.
     async fn version_before(&self, template: &Template, seq: u32) -> Result<Option<Version>> {
         let page = PageRequest {
             limit: 1,
-            cursor: Some(promptvault_store::cursor::encode(&promptvault_store::cursor::Position::BeforeSeq(seq))),
+            cursor: Some(promptvault_store::cursor::encode(&promptvault_store::cursor::Position::BeforeSeq(
+                seq,
+            ))),
         };
         Ok(self.store.list_versions(template.id, &page).await?.items.into_iter().next())
     }

@@ -20,14 +20,20 @@ pub async fn openapi_document_matches_the_routes(db: Db) {
     );
     for (path, item) in spec()["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let concrete = path.replace("{name}", "x").replace("{key}", "x").replace("{version}", "1").replace("{label}", "x").replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let concrete = path
+                .replace("{name}", "x")
+                .replace("{key}", "x")
+                .replace("{version}", "1")
+                .replace("{label}", "x")
+                .replace("{id}", &uuid::Uuid::new_v4().to_string());
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = s.call(m, &concrete, Some(&serde_json::json!({})), &[]).await;
             assert_ne!(r.body["code"], "not_found", "{method} {path} is documented but not routed");
             assert_ne!(r.body["code"], "method_not_allowed", "{method} {path} is documented but not routed");
             assert!(op["operationId"].is_string(), "{method} {path} has no operationId");
             if path.starts_with("/api/") {
-                let errors = op["responses"].as_object().unwrap().keys().filter(|k| k.starts_with('4')).count();
+                let errors =
+                    op["responses"].as_object().unwrap().keys().filter(|k| k.starts_with('4')).count();
                 assert!(errors > 0, "{method} {path} documents no error response");
             }
         }
@@ -46,7 +52,10 @@ pub async fn health_ready_and_metrics(db: Db) {
     let text = m.body.as_str().unwrap_or_default();
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(text.contains("promptvault_renders_total"), "{text}");
-    assert!(text.contains("route=\"/api/v1/templates/{name}/render\""), "routes are labelled by template, not by name: {text}");
+    assert!(
+        text.contains("route=\"/api/v1/templates/{name}/render\""),
+        "routes are labelled by template, not by name: {text}"
+    );
     let r = anon.get("/healthz").await;
     assert!(r.headers.contains_key("x-request-id"));
     assert_eq!(r.headers["x-content-type-options"], "nosniff");

@@ -26,7 +26,9 @@ pub async fn templates_round_trip_with_folder_names(db: Db) {
     assert_eq!(created.etag(), "\"tpl-1\"");
     assert_eq!(created.headers["cache-control"], "private, no-store");
     // Raw slashes and %2F reach the same template.
-    for path in ["templates/support/en/greeting?label=latest", "templates/support%2Fen%2Fgreeting?label=latest"] {
+    for path in
+        ["templates/support/en/greeting?label=latest", "templates/support%2Fen%2Fgreeting?label=latest"]
+    {
         let r = s.get(path).await;
         conforms("get", "/api/v1/templates/{name}", &r);
         assert_eq!(r.ok(200)["name"], "support/en/greeting", "{path}");
@@ -51,7 +53,10 @@ pub async fn reads_resolve_the_default_label_or_say_what_is_missing(db: Db) {
     s.put("templates/greet/labels/production", &json!({"version": 1})).await.ok(200);
     let r = s.get("templates/greet").await;
     assert_eq!(r.ok(200)["version"]["seq"], 1);
-    assert_eq!(r.body["labels"], json!([{"name": "latest", "version_seq": 1}, {"name": "production", "version_seq": 1}]));
+    assert_eq!(
+        r.body["labels"],
+        json!([{"name": "latest", "version_seq": 1}, {"name": "production", "version_seq": 1}])
+    );
     s.get("templates/greet?label=staging").await.problem(404, "label_not_found");
     s.get("templates/greet?version=7").await.problem(404, "version_not_found");
     s.get("templates/greet?version=1&label=latest").await.problem(400, "invalid_selector");
@@ -63,7 +68,9 @@ pub async fn metadata_updates_need_the_current_etag(db: Db) {
     let t = s.template("meta", "x", &[]).await;
     let _ = t;
     let patch = json!({"description": "new", "tags": ["z"]});
-    s.call(reqwest::Method::PATCH, "templates/meta", Some(&patch), &[]).await.problem(428, "precondition_required");
+    s.call(reqwest::Method::PATCH, "templates/meta", Some(&patch), &[])
+        .await
+        .problem(428, "precondition_required");
     let r = s.patch("templates/meta", &patch, "\"tpl-1\"").await;
     conforms("patch", "/api/v1/templates/{name}", &r);
     assert_eq!(r.ok(200)["description"], "new");
@@ -72,7 +79,9 @@ pub async fn metadata_updates_need_the_current_etag(db: Db) {
     let stale = s.patch("templates/meta", &json!({"description": "lost"}), "\"tpl-1\"").await;
     stale.problem(412, "precondition_failed");
     assert_eq!(stale.etag(), "\"tpl-2\"");
-    s.patch("templates/meta", &json!({"description": "x"}), "\"ver-2\"").await.problem(412, "precondition_failed");
+    s.patch("templates/meta", &json!({"description": "x"}), "\"ver-2\"")
+        .await
+        .problem(412, "precondition_failed");
     s.patch("templates/meta", &json!({"description": "x"}), "*").await.problem(428, "precondition_required");
     let r = s.get("templates/meta?label=latest").await;
     assert_eq!(r.ok(200)["description"], "new");
@@ -105,7 +114,8 @@ pub async fn listing_filters_pages_and_search(db: Db) {
         let r = s.get(&path).await;
         conforms("get", "/api/v1/templates", &r);
         let body = r.ok(200);
-        names.extend(body["items"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()));
+        names
+            .extend(body["items"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()));
         match body["next_cursor"].as_str() {
             Some(c) => path = format!("templates?folder=bulk&limit=3&cursor={c}"),
             None => break,
@@ -135,7 +145,8 @@ pub async fn prompt_types_and_contracts(db: Db) {
     r.ok(201);
     let r = s.get("prompt-types").await;
     conforms("get", "/api/v1/prompt-types", &r);
-    let keys: Vec<&str> = r.ok(200)["items"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> =
+        r.ok(200)["items"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["agent", "general"]);
     // A template of the type must meet its contract.
     let r = s.post("templates", &json!({"name": "a1", "type": "agent", "template_text": "hi", "parameter_schema": {"type": "object"}})).await;
@@ -145,13 +156,20 @@ pub async fn prompt_types_and_contracts(db: Db) {
         "parameter_schema": {"type": "object", "properties": {"agent_name": {"type": "string"}}, "required": ["agent_name"]}});
     s.post("templates", &ok).await.ok(201);
     // …and later versions too.
-    s.post("templates/a1/versions", &json!({"template_text": "plain", "parameter_schema": {"type": "object"}}))
+    s.post(
+        "templates/a1/versions",
+        &json!({"template_text": "plain", "parameter_schema": {"type": "object"}}),
+    )
+    .await
+    .problem(422, "type_contract_violated");
+    s.post("templates", &json!({"name": "a2", "type": "nope", "template_text": "x"}))
         .await
-        .problem(422, "type_contract_violated");
-    s.post("templates", &json!({"name": "a2", "type": "nope", "template_text": "x"})).await.problem(404, "prompt_type_not_found");
+        .problem(404, "prompt_type_not_found");
     s.post("prompt-types", &json!({"key": "agent", "name": "Other"})).await.problem(409, "already_exists");
     s.post("prompt-types", &json!({"key": "Bad Key", "name": "x"})).await.problem(422, "invalid_name");
-    s.post("prompt-types", &json!({"key": "x", "name": "x", "schema": {"properties": 3}})).await.problem(422, "invalid_type_schema");
+    s.post("prompt-types", &json!({"key": "x", "name": "x", "schema": {"properties": 3}}))
+        .await
+        .problem(422, "invalid_type_schema");
     let current = s.get("prompt-types/agent").await;
     let etag = current.etag();
     s.delete("prompt-types/agent", &etag).await.problem(409, "in_use");

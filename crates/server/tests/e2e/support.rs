@@ -89,8 +89,18 @@ impl TestServer {
         TestServer { server: None, base: self.base.clone(), http: self.http.clone(), token: None }
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
-        let url = if path.starts_with('/') { format!("{}{path}", self.base) } else { format!("{}/api/v1/{path}", self.base) };
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let url = if path.starts_with('/') {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/api/v1/{path}", self.base)
+        };
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -173,12 +183,14 @@ pub fn conforms(method: &str, path: &str, resp: &Resp) {
         return;
     }
     let validator = jsonschema::draft202012::new(&root).expect("response schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&resp.body)
-        .map(|e| format!("{} {}", e.instance_path(), e))
-        .collect();
+    let errors: Vec<String> =
+        validator.iter_errors(&resp.body).map(|e| format!("{} {}", e.instance_path(), e)).collect();
     root.take();
-    assert!(errors.is_empty(), "{method} {path} {status} does not match its schema: {errors:#?}\n{:#}", resp.body);
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} does not match its schema: {errors:#?}\n{:#}",
+        resp.body
+    );
 }
 
 pub type Db = Arc<TestDb>;

@@ -92,11 +92,7 @@ impl PgStore {
         Ok(updated)
     }
 
-    pub(super) async fn delete_template_impl(
-        &self,
-        name: &TemplateName,
-        expect: Expect,
-    ) -> Result<()> {
+    pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let current = lock_template(&mut tx, name, "FOR UPDATE OF t").await?;
         check(expect, "template", current.revision)?;
@@ -113,25 +109,15 @@ impl PgStore {
     }
 }
 
-pub(super) async fn find_template(
-    conn: &mut PgConnection,
-    name: &TemplateName,
-) -> Result<Option<Template>> {
+pub(super) async fn find_template(conn: &mut PgConnection, name: &TemplateName) -> Result<Option<Template>> {
     let sql = format!("SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.name = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(name.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name.as_str()).fetch_optional(&mut *conn).await?;
     row.map(|r| codec::template(&r)?.decode()).transpose()
 }
 
 /// Reads a template by name and locks its row until the transaction ends;
 /// a writer waiting here reads the row as the previous writer committed it.
-async fn lock_template(
-    conn: &mut PgConnection,
-    name: &TemplateName,
-    lock: &'static str,
-) -> Result<Template> {
+async fn lock_template(conn: &mut PgConnection, name: &TemplateName, lock: &'static str) -> Result<Template> {
     let sql = format!("SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.name = $1 {lock}");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(name.as_str())
@@ -144,13 +130,8 @@ async fn lock_template(
 /// Reads a template by id and locks it against other writers. `NO KEY`
 /// leaves the key-share locks of foreign-key checks free, so renders and
 /// label inserts referencing the template are not blocked by it.
-pub(super) async fn lock_template_by_id(
-    conn: &mut PgConnection,
-    id: TemplateId,
-) -> Result<Template> {
-    let sql = format!(
-        "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.id = $1 FOR NO KEY UPDATE OF t"
-    );
+pub(super) async fn lock_template_by_id(conn: &mut PgConnection, id: TemplateId) -> Result<Template> {
+    let sql = format!("SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.id = $1 FOR NO KEY UPDATE OF t");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
         .fetch_optional(&mut *conn)

@@ -37,8 +37,7 @@ pub(super) const TEMPLATE_COLS: &str = "t.id, t.prompt_type_id, pt.key AS type_k
     t.latest_version";
 
 /// The FROM clause that goes with [`TEMPLATE_COLS`].
-pub(super) const TEMPLATE_FROM: &str =
-    "prompt_template t JOIN prompt_type pt ON pt.id = t.prompt_type_id";
+pub(super) const TEMPLATE_FROM: &str = "prompt_template t JOIN prompt_type pt ON pt.id = t.prompt_type_id";
 
 pub(super) fn template(r: &PgRow) -> Result<TemplateRow> {
     Ok(TemplateRow {
@@ -99,8 +98,7 @@ pub(super) fn version(r: &PgRow) -> Result<VersionRow> {
 }
 
 /// Label columns; the query must join the version as `v` for its seq.
-pub(super) const LABEL_COLS: &str =
-    "l.name, v.seq, l.version_id, l.updated_at, l.updated_by, l.revision";
+pub(super) const LABEL_COLS: &str = "l.name, v.seq, l.version_id, l.updated_at, l.updated_by, l.revision";
 
 pub(super) fn label(r: &PgRow) -> Result<LabelRow> {
     Ok(LabelRow {
@@ -149,11 +147,7 @@ pub(super) fn unique(err: sqlx::Error, what: &'static str, name: &str) -> StoreE
     if let sqlx::Error::Database(db) = &err
         && db.is_unique_violation()
     {
-        return Conflict::AlreadyExists {
-            what,
-            name: name.to_owned(),
-        }
-        .into();
+        return Conflict::AlreadyExists { what, name: name.to_owned() }.into();
     }
     err.into()
 }

@@ -30,16 +30,10 @@ impl PgStore {
         let current = find_label(&mut tx, template, label).await?;
         match (expect, &current) {
             (Expect::Revision(r), Some(l)) if r != l.revision => {
-                return Err(StoreError::Stale {
-                    what: "label",
-                    current: Some(l.revision),
-                });
+                return Err(StoreError::Stale { what: "label", current: Some(l.revision) });
             }
             (Expect::Revision(_), None) => {
-                return Err(StoreError::Stale {
-                    what: "label",
-                    current: None,
-                });
+                return Err(StoreError::Stale { what: "label", current: None });
             }
             _ => {}
         }
@@ -78,10 +72,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let Some(current) = find_label(&mut tx, template, label).await? else {
-            return Err(StoreError::NotFound(format!(
-                "label {label} of template {}",
-                t.name
-            )));
+            return Err(StoreError::NotFound(format!("label {label} of template {}", t.name)));
         };
         check(expect, "label", current.revision)?;
         sqlx::query("DELETE FROM prompt_label WHERE template_id = $1 AND name = $2")
@@ -89,16 +80,7 @@ impl PgStore {
             .bind(label.as_str())
             .execute(&mut *tx)
             .await?;
-        record_move(
-            &mut tx,
-            template,
-            label,
-            Some(current.version_seq),
-            None,
-            by,
-            at,
-        )
-        .await?;
+        record_move(&mut tx, template, label, Some(current.version_seq), None, by, at).await?;
         notify::commit(tx, Some(&t.name)).await?;
         Ok(t.name)
     }
@@ -108,10 +90,8 @@ impl PgStore {
             "SELECT {LABEL_COLS} FROM prompt_label l JOIN prompt_template_version v ON v.id = l.version_id \
              WHERE l.template_id = $1 ORDER BY l.name"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(template.as_uuid())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(template.as_uuid()).fetch_all(&self.pool).await?;
         rows.iter().map(|r| codec::label(r)?.decode()).collect()
     }
 
@@ -130,9 +110,7 @@ impl PgStore {
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| codec::label_move(r)?.decode())
-            .collect()
+        rows.iter().map(|r| codec::label_move(r)?.decode()).collect()
     }
 }
 

@@ -24,9 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use promptvault_core::model::{
-    Label, LabelMove, PromptRecord, PromptType, Revision, Template, Version,
-};
+use promptvault_core::model::{Label, LabelMove, PromptRecord, PromptType, Revision, Template, Version};
 use promptvault_core::{
     ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName, UserId,
     VersionStatus,
@@ -40,8 +38,8 @@ use crate::error::{Result, StoreError};
 use crate::store::{Backend, Store};
 use crate::types::{
     ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
-    OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics,
-    TemplatePatch, UsageEvent, User, VersionSelector,
+    OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics, TemplatePatch,
+    UsageEvent, User, VersionSelector,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -63,10 +61,7 @@ impl PgStore {
         let base = PgConnectOptions::from_str(&options.url)?;
         setup::create_schema(&base, schema).await?;
         // `options` escapes the value itself; the name is validated anyway.
-        let connect = base
-            .clone()
-            .application_name("promptvault")
-            .options([("search_path", schema)]);
+        let connect = base.clone().application_name("promptvault").options([("search_path", schema)]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect.clone())
@@ -77,28 +72,19 @@ impl PgStore {
         // Listening starts before `connect` returns: a subscriber created
         // right after misses nothing another process commits later.
         let listener = notify::ListenerTask::start(connect, schema, changes.clone()).await?;
-        Ok(Self {
-            pool,
-            changes,
-            listener: Arc::new(listener),
-        })
+        Ok(Self { pool, changes, listener: Arc::new(listener) })
     }
 
     fn notify(&self, template: Option<&TemplateName>) {
         // No receivers is fine: nobody caches yet.
-        let _ = self.changes.send(ChangeNotice {
-            template: template.cloned(),
-        });
+        let _ = self.changes.send(ChangeNotice { template: template.cloned() });
     }
 }
 
 /// The optimistic-concurrency check shared by every conditional write.
 fn check(expect: Expect, what: &'static str, current: Revision) -> Result<()> {
     match expect {
-        Expect::Revision(r) if r != current => Err(StoreError::Stale {
-            what,
-            current: Some(current),
-        }),
+        Expect::Revision(r) if r != current => Err(StoreError::Stale { what, current: Some(current) }),
         _ => Ok(()),
     }
 }
@@ -139,11 +125,7 @@ impl Store for PgStore {
         self.get_user_impl(id).await
     }
 
-    async fn create_prompt_type(
-        &self,
-        new: NewPromptType,
-        at: DateTime<Utc>,
-    ) -> Result<PromptType> {
+    async fn create_prompt_type(&self, new: NewPromptType, at: DateTime<Utc>) -> Result<PromptType> {
         let t = self.create_prompt_type_impl(new, at).await?;
         self.notify(None);
         Ok(t)
@@ -212,11 +194,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn list_templates(
-        &self,
-        filter: &TemplateFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Template>> {
+    async fn list_templates(&self, filter: &TemplateFilter, page: &PageRequest) -> Result<Page<Template>> {
         self.list_templates_impl(filter, page).await
     }
 
@@ -227,9 +205,7 @@ impl Store for PgStore {
         new: NewVersion,
         at: DateTime<Utc>,
     ) -> Result<Version> {
-        let (name, v) = self
-            .create_version_impl(template, base_seq, new, at)
-            .await?;
+        let (name, v) = self.create_version_impl(template, base_seq, new, at).await?;
         self.notify(Some(&name));
         Ok(v)
     }
@@ -242,9 +218,7 @@ impl Store for PgStore {
         new: NewVersion,
         at: DateTime<Utc>,
     ) -> Result<Version> {
-        let (name, v) = self
-            .update_draft_impl(template, seq, expect, new, at)
-            .await?;
+        let (name, v) = self.update_draft_impl(template, seq, expect, new, at).await?;
         self.notify(Some(&name));
         Ok(v)
     }
@@ -263,18 +237,12 @@ impl Store for PgStore {
         status: VersionStatus,
         at: DateTime<Utc>,
     ) -> Result<Version> {
-        let (name, v) = self
-            .set_version_status_impl(template, seq, expect, status, at)
-            .await?;
+        let (name, v) = self.set_version_status_impl(template, seq, expect, status, at).await?;
         self.notify(Some(&name));
         Ok(v)
     }
 
-    async fn get_version(
-        &self,
-        template: TemplateId,
-        selector: &VersionSelector,
-    ) -> Result<Option<Version>> {
+    async fn get_version(&self, template: TemplateId, selector: &VersionSelector) -> Result<Option<Version>> {
         self.get_version_impl(template, selector).await
     }
 
@@ -286,11 +254,7 @@ impl Store for PgStore {
         self.resolve_impl(name, selector).await
     }
 
-    async fn list_versions(
-        &self,
-        template: TemplateId,
-        page: &PageRequest,
-    ) -> Result<Page<Version>> {
+    async fn list_versions(&self, template: TemplateId, page: &PageRequest) -> Result<Page<Version>> {
         self.list_versions_impl(template, page).await
     }
 
@@ -303,9 +267,7 @@ impl Store for PgStore {
         by: Option<UserId>,
         at: DateTime<Utc>,
     ) -> Result<Label> {
-        let (name, l) = self
-            .set_label_impl(template, label, seq, expect, by, at)
-            .await?;
+        let (name, l) = self.set_label_impl(template, label, seq, expect, by, at).await?;
         self.notify(Some(&name));
         Ok(l)
     }
@@ -318,9 +280,7 @@ impl Store for PgStore {
         by: Option<UserId>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let name = self
-            .delete_label_impl(template, label, expect, by, at)
-            .await?;
+        let name = self.delete_label_impl(template, label, expect, by, at).await?;
         self.notify(Some(&name));
         Ok(())
     }

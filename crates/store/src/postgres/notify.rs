@@ -77,10 +77,7 @@ impl ListenerTask {
         let listener = listen(&pool).await?;
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(run(pool, listener, changes, cancel.clone()));
-        Ok(Self {
-            cancel,
-            handle: Mutex::new(Some(handle)),
-        })
+        Ok(Self { cancel, handle: Mutex::new(Some(handle)) })
     }
 
     /// Stops the task and waits (a bounded time) until its connection is
@@ -90,10 +87,7 @@ impl ListenerTask {
         let handle = self.handle.lock().await.take();
         if let Some(mut handle) = handle {
             // A task that panicked has nothing left to clean up.
-            if tokio::time::timeout(STOP_TIMEOUT, &mut handle)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(STOP_TIMEOUT, &mut handle).await.is_err() {
                 tracing::warn!("change listener did not stop in time; abandoning its connection");
                 handle.abort();
             }
@@ -184,9 +178,7 @@ async fn reconnect(pool: &PgPool, cancel: &CancellationToken) -> Option<PgListen
 /// An empty payload means "everything"; so does one that is not a template
 /// name (someone else's NOTIFY on our channel): dropping too much is safe.
 fn notice(payload: &str) -> ChangeNotice {
-    ChangeNotice {
-        template: TemplateName::parse(payload).ok(),
-    }
+    ChangeNotice { template: TemplateName::parse(payload).ok() }
 }
 
 fn everything(changes: &broadcast::Sender<ChangeNotice>) {

@@ -22,22 +22,12 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         // Checked first for a precise error; the unique constraints still
         // decide when two processes race.
-        for (col, value, what) in [
-            ("key", new.key.as_str(), "prompt type"),
-            ("name", new.name.as_str(), "prompt type name"),
-        ] {
+        for (col, value, what) in
+            [("key", new.key.as_str(), "prompt type"), ("name", new.name.as_str(), "prompt type name")]
+        {
             let sql = format!("SELECT 1 FROM prompt_type WHERE {col} = $1");
-            if sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(value)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some()
-            {
-                return Err(Conflict::AlreadyExists {
-                    what,
-                    name: value.to_owned(),
-                }
-                .into());
+            if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(&mut *tx).await?.is_some() {
+                return Err(Conflict::AlreadyExists { what, name: value.to_owned() }.into());
             }
         }
         let sql = format!(
@@ -63,33 +53,20 @@ impl PgStore {
         key: &PromptTypeKey,
     ) -> Result<Option<PromptType>> {
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE key = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(key.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key.as_str()).fetch_optional(&self.pool).await?;
         row.map(|r| codec::prompt_type(&r)?.decode()).transpose()
     }
 
-    pub(super) async fn get_prompt_type_by_id_impl(
-        &self,
-        id: PromptTypeId,
-    ) -> Result<Option<PromptType>> {
+    pub(super) async fn get_prompt_type_by_id_impl(&self, id: PromptTypeId) -> Result<Option<PromptType>> {
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.as_uuid()).fetch_optional(&self.pool).await?;
         row.map(|r| codec::prompt_type(&r)?.decode()).transpose()
     }
 
     pub(super) async fn list_prompt_types_impl(&self) -> Result<Vec<PromptType>> {
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type ORDER BY key");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| codec::prompt_type(r)?.decode())
-            .collect()
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| codec::prompt_type(r)?.decode()).collect()
     }
 
     pub(super) async fn update_prompt_type_impl(
@@ -121,27 +98,18 @@ impl PgStore {
         Ok(updated)
     }
 
-    pub(super) async fn delete_prompt_type_impl(
-        &self,
-        key: &PromptTypeKey,
-        expect: Expect,
-    ) -> Result<()> {
+    pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE conflicts with the key-share lock a template insert
         // takes on its type, so the count below sees every committed user.
         let current = lock_prompt_type(&mut tx, key, "FOR UPDATE").await?;
         check(expect, "prompt type", current.revision)?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM prompt_template WHERE prompt_type_id = $1")
-                .bind(current.id.as_uuid())
-                .fetch_one(&mut *tx)
-                .await?;
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM prompt_template WHERE prompt_type_id = $1")
+            .bind(current.id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
         if count > 0 {
-            return Err(Conflict::InUse {
-                what: "prompt type",
-                count: count.unsigned_abs(),
-            }
-            .into());
+            return Err(Conflict::InUse { what: "prompt type", count: count.unsigned_abs() }.into());
         }
         sqlx::query("DELETE FROM prompt_type WHERE id = $1")
             .bind(current.id.as_uuid())

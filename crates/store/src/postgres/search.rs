@@ -30,20 +30,11 @@ impl PgStore {
             Some(query) => {
                 let terms = search_terms(query);
                 if terms.is_empty() {
-                    return Ok(Page {
-                        items: vec![],
-                        next_cursor: None,
-                    });
+                    return Ok(Page { items: vec![], next_cursor: None });
                 }
                 // Terms are bare words (operators stripped): each one a prefix, all required.
-                let tsquery = terms
-                    .iter()
-                    .map(|t| format!("{t}:*"))
-                    .collect::<Vec<_>>()
-                    .join(" & ");
-                qb.push(", to_tsquery('simple', ")
-                    .push_bind(tsquery)
-                    .push(") q WHERE t.search @@ q");
+                let tsquery = terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & ");
+                qb.push(", to_tsquery('simple', ").push_bind(tsquery).push(") q WHERE t.search @@ q");
                 push_filters(&mut qb, filter);
                 let offset = match position {
                     None => 0,
@@ -66,16 +57,12 @@ impl PgStore {
                     }
                     Some(_) => return Err(StoreError::InvalidCursor),
                 }
-                qb.push(" ORDER BY t.name LIMIT ")
-                    .push_bind(i64::from(limit) + 1);
+                qb.push(" ORDER BY t.name LIMIT ").push_bind(i64::from(limit) + 1);
                 None
             }
         };
         let rows = qb.build().fetch_all(&self.pool).await?;
-        let mut items = rows
-            .iter()
-            .map(|r| codec::template(r)?.decode())
-            .collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(|r| codec::template(r)?.decode()).collect::<Result<Vec<_>>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next_cursor = more.then(|| match offset {
@@ -105,19 +92,14 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, filter: &TemplateFilter) {
             .push(")");
     }
     if let Some(c) = filter.classification {
-        qb.push(" AND t.security_classification = ")
-            .push_bind(c.as_str());
+        qb.push(" AND t.security_classification = ").push_bind(c.as_str());
     }
     if let Some(owner) = filter.owner_id {
-        qb.push(" AND t.owner_id = ")
-            .push_bind(uuid::Uuid::from(owner));
+        qb.push(" AND t.owner_id = ").push_bind(uuid::Uuid::from(owner));
     }
     if let Some(folder) = &filter.folder {
         let (lo, hi) = folder_range(folder);
-        qb.push(" AND t.name >= ")
-            .push_bind(lo)
-            .push(" AND t.name < ")
-            .push_bind(hi);
+        qb.push(" AND t.name >= ").push_bind(lo).push(" AND t.name < ").push_bind(hi);
     }
 }
 
@@ -136,8 +118,8 @@ pub(super) async fn refresh_search(conn: &mut PgConnection, id: TemplateId) -> R
         Some(text) => text,
         None => {
             let messages: Option<serde_json::Value> = row.try_get("messages")?;
-            let items: Vec<ChatItem> = serde_json::from_value(messages.unwrap_or_default())
-                .map_err(StoreError::corrupt)?;
+            let items: Vec<ChatItem> =
+                serde_json::from_value(messages.unwrap_or_default()).map_err(StoreError::corrupt)?;
             TemplateBody::Chat(items).display_text()
         }
     };
@@ -151,10 +133,7 @@ pub(super) async fn refresh_search(conn: &mut PgConnection, id: TemplateId) -> R
     )
     .bind(id.as_uuid())
     .bind(search_name(&name))
-    .bind(
-        row.try_get::<Option<String>, _>("description")?
-            .unwrap_or_default(),
-    )
+    .bind(row.try_get::<Option<String>, _>("description")?.unwrap_or_default())
     .bind(tags.join(" "))
     .bind(body)
     .execute(&mut *conn)

@@ -30,22 +30,16 @@ pub(super) fn check_schema_name(schema: &str) -> Result<()> {
 /// a role without CREATE on the database can use a schema made for it.
 pub(super) async fn create_schema(base: &PgConnectOptions, schema: &str) -> Result<()> {
     let mut conn = PgConnection::connect_with(base).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-            .bind(schema)
-            .fetch_one(&mut conn)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+        .bind(schema)
+        .fetch_one(&mut conn)
+        .await?;
     if !exists {
         let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-        {
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
             // Two processes creating it at once: the loser's catalog insert
             // fails on a unique index even with IF NOT EXISTS. The schema is there.
-            let raced = e
-                .as_database_error()
-                .is_some_and(|d| d.is_unique_violation());
+            let raced = e.as_database_error().is_some_and(|d| d.is_unique_violation());
             if !raced {
                 return Err(e.into());
             }
@@ -64,17 +58,7 @@ mod tests {
         for ok in ["promptvault", "_x", "pv_test_0a1b", &"a".repeat(63)] {
             assert!(check_schema_name(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "Public",
-            "1abc",
-            "a-b",
-            "a\"b",
-            "a;drop",
-            "pg_temp",
-            &"a".repeat(64),
-            "é",
-        ] {
+        for bad in ["", "Public", "1abc", "a-b", "a\"b", "a;drop", "pg_temp", &"a".repeat(64), "é"] {
             assert!(check_schema_name(bad).is_err(), "{bad}");
         }
     }

@@ -13,9 +13,7 @@ use super::PgStore;
 use super::codec;
 use crate::error::Result;
 use crate::rows::{ApiKeyRow, UsageRow, UserRow};
-use crate::types::{
-    ApiKeyRecord, NewApiKey, NewUser, OutcomeResult, TemplateMetrics, UsageEvent, User,
-};
+use crate::types::{ApiKeyRecord, NewApiKey, NewUser, OutcomeResult, TemplateMetrics, UsageEvent, User};
 
 /// Rows per multi-row INSERT: 13 binds each, far below PostgreSQL's 65535.
 const CHUNK: usize = 1000;
@@ -33,10 +31,7 @@ struct Counter {
 type Counters = BTreeMap<(Uuid, Uuid), Counter>;
 
 impl PgStore {
-    pub(super) async fn record_usage_impl(
-        &self,
-        events: Vec<UsageEvent>,
-    ) -> Result<Vec<OutcomeResult>> {
+    pub(super) async fn record_usage_impl(&self, events: Vec<UsageEvent>) -> Result<Vec<OutcomeResult>> {
         match self.record_usage_once(&events).await {
             // A version (or template) checked as live was deleted by a
             // transaction that committed before our insert: the whole batch
@@ -76,14 +71,10 @@ impl PgStore {
             .bind(id.as_uuid())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(codec::prompt(&r)?.decode()?.record))
-            .transpose()
+        row.map(|r| Ok(codec::prompt(&r)?.decode()?.record)).transpose()
     }
 
-    pub(super) async fn template_metrics_impl(
-        &self,
-        template: TemplateId,
-    ) -> Result<TemplateMetrics> {
+    pub(super) async fn template_metrics_impl(&self, template: TemplateId) -> Result<TemplateMetrics> {
         let rows = sqlx::query(
             "SELECT v.seq, s.times_used, s.last_used, s.successes, s.failures FROM usage_stats s \
              JOIN prompt_template_version v ON v.id = s.version_id WHERE s.template_id = $1 ORDER BY v.seq DESC",
@@ -111,24 +102,22 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         // Two servers starting at once must not both create an admin: this
         // lock mode conflicts with itself and with inserts, not with reads.
-        sqlx::query("LOCK TABLE api_key IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_key")
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query("LOCK TABLE api_key IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_key").fetch_one(&mut *tx).await?;
         if keys > 0 {
             return Ok(false);
         }
         let now = key_time();
-        sqlx::query("INSERT INTO \"user\" (id, email, first_name, last_name, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(user.id.as_uuid())
-            .bind(&user.email)
-            .bind(&user.first_name)
-            .bind(&user.last_name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO \"user\" (id, email, first_name, last_name, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.id.as_uuid())
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO user_role (user_id, role) SELECT $1, unnest($2::text[])")
             .bind(user.id.as_uuid())
             .bind(&user.roles)
@@ -178,12 +167,10 @@ impl PgStore {
     }
 
     async fn roles_of(&self, user: Uuid) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT role FROM user_role WHERE user_id = $1 ORDER BY role")
-                .bind(user)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT role FROM user_role WHERE user_id = $1 ORDER BY role")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub(super) async fn touch_api_key_impl(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
@@ -241,13 +228,12 @@ async fn flush_renders(
         return Ok(());
     }
     let versions: Vec<Uuid> = pending.iter().map(|p| *p.version_id.as_uuid()).collect();
-    let live: HashSet<Uuid> =
-        sqlx::query_scalar("SELECT id FROM prompt_template_version WHERE id = ANY($1)")
-            .bind(&versions)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
+    let live: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM prompt_template_version WHERE id = ANY($1)")
+        .bind(&versions)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
     for chunk in pending.chunks(CHUNK) {
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO prompt (id, prompt_template_id, prompt_type_id, version_id, version_seq, data, prompt_text, \
@@ -276,9 +262,7 @@ async fn flush_renders(
         if !live.contains(&version) {
             continue;
         }
-        let c = counters
-            .entry((*p.template_id.as_uuid(), version))
-            .or_default();
+        let c = counters.entry((*p.template_id.as_uuid(), version)).or_default();
         c.times_used += 1;
         c.last_used = c.last_used.max(Some(p.created_at));
     }
@@ -313,11 +297,7 @@ async fn apply_outcome(
             .bind(prompt.as_uuid())
             .fetch_one(&mut *conn)
             .await?;
-        return Ok(if exists {
-            OutcomeResult::AlreadyReported
-        } else {
-            OutcomeResult::UnknownPrompt
-        });
+        return Ok(if exists { OutcomeResult::AlreadyReported } else { OutcomeResult::UnknownPrompt });
     };
     if let (Some(t), Some(v)) = ids {
         let c = counters.entry((t, v)).or_default();

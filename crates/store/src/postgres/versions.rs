@@ -37,11 +37,7 @@ fn selector_clause(qb: &mut QueryBuilder<Postgres>, selector: &VersionSelector) 
     }
 }
 
-pub(super) async fn load_version(
-    conn: &mut PgConnection,
-    template: TemplateId,
-    seq: u32,
-) -> Result<Version> {
+pub(super) async fn load_version(conn: &mut PgConnection, template: TemplateId, seq: u32) -> Result<Version> {
     find_version(conn, template, &VersionSelector::Seq(seq))
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("version {seq}")))
@@ -72,11 +68,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         if t.latest_seq != base_seq {
-            return Err(Conflict::StaleBase {
-                expected: base_seq,
-                current: t.latest_seq,
-            }
-            .into());
+            return Err(Conflict::StaleBase { expected: base_seq, current: t.latest_seq }.into());
         }
         let last: i64 = sqlx::query_scalar("SELECT last_seq FROM prompt_template WHERE id = $1")
             .bind(template.as_uuid())
@@ -84,12 +76,14 @@ impl PgStore {
             .await?;
         let seq = u32::try_from(last + 1).map_err(|_| StoreError::corrupt("sequence overflow"))?;
         insert_version(&mut tx, template, seq, &new, at).await?;
-        sqlx::query("UPDATE prompt_template SET latest_seq = $1, last_seq = $1, latest_version = $2 WHERE id = $3")
-            .bind(i64::from(seq))
-            .bind(new.version.to_string())
-            .bind(template.as_uuid())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE prompt_template SET latest_seq = $1, last_seq = $1, latest_version = $2 WHERE id = $3",
+        )
+        .bind(i64::from(seq))
+        .bind(new.version.to_string())
+        .bind(template.as_uuid())
+        .execute(&mut *tx)
+        .await?;
         refresh_search(&mut tx, template).await?;
         let v = load_version(&mut tx, template, seq).await?;
         notify::commit(tx, Some(&t.name)).await?;
@@ -109,18 +103,10 @@ impl PgStore {
         let current = load_version(&mut tx, template, seq).await?;
         check(expect, "version", current.revision)?;
         if !current.status.is_editable() {
-            return Err(Conflict::NotEditable {
-                seq,
-                status: current.status,
-            }
-            .into());
+            return Err(Conflict::NotEditable { seq, status: current.status }.into());
         }
         if t.latest_seq != seq {
-            return Err(Conflict::Superseded {
-                seq,
-                latest: t.latest_seq,
-            }
-            .into());
+            return Err(Conflict::Superseded { seq, latest: t.latest_seq }.into());
         }
         let c = ContentColumns::of(&new.content);
         sqlx::query(
@@ -164,11 +150,7 @@ impl PgStore {
         let current = load_version(&mut tx, template, seq).await?;
         check(expect, "version", current.revision)?;
         if !current.status.is_editable() {
-            return Err(Conflict::NotEditable {
-                seq,
-                status: current.status,
-            }
-            .into());
+            return Err(Conflict::NotEditable { seq, status: current.status }.into());
         }
         let labels: Vec<String> =
             sqlx::query_scalar("SELECT name FROM prompt_label WHERE version_id = $1 ORDER BY name")
@@ -176,11 +158,7 @@ impl PgStore {
                 .fetch_all(&mut *tx)
                 .await?;
         if !labels.is_empty() {
-            return Err(Conflict::Labelled {
-                seq,
-                labels: labels.join(", "),
-            }
-            .into());
+            return Err(Conflict::Labelled { seq, labels: labels.join(", ") }.into());
         }
         let remaining: Option<(i64, String)> = sqlx::query_as(
             "SELECT seq, version FROM prompt_template_version WHERE template_id = $1 AND seq <> $2 ORDER BY seq DESC LIMIT 1",
@@ -196,14 +174,12 @@ impl PgStore {
             .bind(current.id.as_uuid())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE prompt_template SET latest_seq = $1, latest_version = $2 WHERE id = $3",
-        )
-        .bind(latest)
-        .bind(latest_version)
-        .bind(template.as_uuid())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE prompt_template SET latest_seq = $1, latest_version = $2 WHERE id = $3")
+            .bind(latest)
+            .bind(latest_version)
+            .bind(template.as_uuid())
+            .execute(&mut *tx)
+            .await?;
         refresh_search(&mut tx, template).await?;
         notify::commit(tx, Some(&t.name)).await?;
         Ok(t.name)
@@ -253,13 +229,7 @@ impl PgStore {
         qb.push_bind(name.as_str().to_owned());
         selector_clause(&mut qb, selector);
         let row = qb.build().fetch_optional(&self.pool).await?;
-        row.map(|r| {
-            Ok((
-                codec::template(&r)?.decode()?,
-                codec::version(&r)?.decode()?,
-            ))
-        })
-        .transpose()
+        row.map(|r| Ok((codec::template(&r)?.decode()?, codec::version(&r)?.decode()?))).transpose()
     }
 
     pub(super) async fn list_versions_impl(
@@ -268,12 +238,7 @@ impl PgStore {
         page: &PageRequest,
     ) -> Result<Page<Version>> {
         let limit = page.limit();
-        let before = match page
-            .cursor
-            .as_deref()
-            .map(cursor::decode::<Position>)
-            .transpose()?
-        {
+        let before = match page.cursor.as_deref().map(cursor::decode::<Position>).transpose()? {
             None => i64::MAX,
             Some(Position::BeforeSeq(s)) => i64::from(s),
             Some(_) => return Err(StoreError::InvalidCursor),
@@ -288,19 +253,11 @@ impl PgStore {
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows
-            .iter()
-            .map(|r| codec::version(r)?.decode())
-            .collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(|r| codec::version(r)?.decode()).collect::<Result<Vec<_>>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
-        let next_cursor = more
-            .then(|| {
-                items
-                    .last()
-                    .map(|v| cursor::encode(&Position::BeforeSeq(v.seq)))
-            })
-            .flatten();
+        let next_cursor =
+            more.then(|| items.last().map(|v| cursor::encode(&Position::BeforeSeq(v.seq)))).flatten();
         Ok(Page { items, next_cursor })
     }
 }

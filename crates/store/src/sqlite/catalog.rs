@@ -5,22 +5,19 @@ use promptvault_core::model::{PromptType, Revision, Template, Version};
 use promptvault_core::{ChatItem, PromptTypeKey, TemplateBody, TemplateName};
 use sqlx::{Acquire, QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{self, Col, TEMPLATE_COLS, TYPE_COLS, ts};
 use super::SqliteStore;
+use super::codec::{self, Col, TEMPLATE_COLS, TYPE_COLS, ts};
 use crate::cursor::{self, Position};
 use crate::error::{Conflict, Result, StoreError};
 use crate::rows::{ContentColumns, folder_range, search_name, search_terms};
 use crate::types::{
-    Expect, NewPromptType, NewTemplate, NewVersion, Page, PageRequest, PromptTypePatch,
-    TemplateFilter, TemplatePatch,
+    Expect, NewPromptType, NewTemplate, NewVersion, Page, PageRequest, PromptTypePatch, TemplateFilter,
+    TemplatePatch,
 };
 
 fn check(expect: Expect, what: &'static str, current: Revision) -> Result<()> {
     match expect {
-        Expect::Revision(r) if r != current => Err(StoreError::Stale {
-            what,
-            current: Some(current),
-        }),
+        Expect::Revision(r) if r != current => Err(StoreError::Stale { what, current: Some(current) }),
         _ => Ok(()),
     }
 }
@@ -33,35 +30,37 @@ impl SqliteStore {
     ) -> Result<PromptType> {
         let id = promptvault_core::PromptTypeId::new();
         let mut tx = self.writer.begin().await?;
-        for (col, value, what) in [("key", new.key.as_str(), "prompt type"), ("name", new.name.as_str(), "prompt type name")] {
+        for (col, value, what) in
+            [("key", new.key.as_str(), "prompt type"), ("name", new.name.as_str(), "prompt type name")]
+        {
             let sql = format!("SELECT 1 FROM prompt_type WHERE {col} = ?");
             if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(&mut *tx).await?.is_some() {
                 return Err(Conflict::AlreadyExists { what, name: value.to_owned() }.into());
             }
         }
-        sqlx::query("INSERT INTO prompt_type (id, key, name, schema, created_at, revision) VALUES (?, ?, ?, ?, ?, 1)")
-            .bind(id.to_string())
-            .bind(new.key.as_str())
-            .bind(&new.name)
-            .bind(new.schema.as_ref().map(ToString::to_string))
-            .bind(ts(at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| codec::unique(e, "prompt type", new.key.as_str()))?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TYPE_COLS} FROM prompt_type WHERE id = ?")))
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO prompt_type (id, key, name, schema, created_at, revision) VALUES (?, ?, ?, ?, ?, 1)",
+        )
+        .bind(id.to_string())
+        .bind(new.key.as_str())
+        .bind(&new.name)
+        .bind(new.schema.as_ref().map(ToString::to_string))
+        .bind(ts(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| codec::unique(e, "prompt type", new.key.as_str()))?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TYPE_COLS} FROM prompt_type WHERE id = ?")))
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         codec::prompt_type(&row)?.decode()
     }
 
     pub(super) async fn get_prompt_type_impl(&self, col: &str, value: &str) -> Result<Option<PromptType>> {
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE {col} = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(value)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(&self.reader).await?;
         row.map(|r| codec::prompt_type(&r)?.decode()).transpose()
     }
 
@@ -80,7 +79,9 @@ impl SqliteStore {
     ) -> Result<PromptType> {
         let mut tx = self.writer.begin().await?;
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE key = ?");
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(key.as_str()).fetch_optional(&mut *tx).await? else {
+        let Some(row) =
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(key.as_str()).fetch_optional(&mut *tx).await?
+        else {
             return Err(StoreError::NotFound(format!("prompt type {key}")));
         };
         let current = codec::prompt_type(&row)?.decode()?;
@@ -103,7 +104,9 @@ impl SqliteStore {
     pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE key = ?");
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key.as_str()).fetch_optional(&mut *tx).await? else {
+        let Some(row) =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key.as_str()).fetch_optional(&mut *tx).await?
+        else {
             return Err(StoreError::NotFound(format!("prompt type {key}")));
         };
         let current = codec::prompt_type(&row)?.decode()?;
@@ -115,7 +118,10 @@ impl SqliteStore {
         if count > 0 {
             return Err(Conflict::InUse { what: "prompt type", count: count.unsigned_abs() }.into());
         }
-        sqlx::query("DELETE FROM prompt_type WHERE id = ?").bind(current.id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM prompt_type WHERE id = ?")
+            .bind(current.id.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -204,17 +210,23 @@ impl SqliteStore {
         let current = load_template(&mut tx, name).await?;
         check(expect, "template", current.revision)?;
         let id = current.id.to_string();
-        sqlx::query("DELETE FROM template_search WHERE rowid = (SELECT rowid FROM prompt_template WHERE id = ?)")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM template_search WHERE rowid = (SELECT rowid FROM prompt_template WHERE id = ?)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM prompt_label WHERE template_id = ?").bind(&id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM prompt_template WHERE id = ?").bind(&id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn list_templates_impl(&self, filter: &TemplateFilter, page: &PageRequest) -> Result<Page<Template>> {
+    pub(super) async fn list_templates_impl(
+        &self,
+        filter: &TemplateFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Template>> {
         let limit = page.limit();
         let position: Option<Position> = page.cursor.as_deref().map(cursor::decode).transpose()?;
         let terms = filter.query.as_deref().map(search_terms).unwrap_or_default();
@@ -277,10 +289,7 @@ impl SqliteStore {
             None
         };
         let rows = qb.build().fetch_all(&self.reader).await?;
-        let mut items = rows
-            .iter()
-            .map(|r| codec::template(r)?.decode())
-            .collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(|r| codec::template(r)?.decode()).collect::<Result<Vec<_>>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next_cursor = more.then(|| match offset {
@@ -293,7 +302,10 @@ impl SqliteStore {
     }
 }
 
-pub(super) async fn find_template(conn: &mut SqliteConnection, name: &TemplateName) -> Result<Option<Template>> {
+pub(super) async fn find_template(
+    conn: &mut SqliteConnection,
+    name: &TemplateName,
+) -> Result<Option<Template>> {
     let sql = format!(
         "SELECT {TEMPLATE_COLS} FROM prompt_template t JOIN prompt_type pt ON pt.id = t.prompt_type_id WHERE t.name = ?"
     );
@@ -302,12 +314,13 @@ pub(super) async fn find_template(conn: &mut SqliteConnection, name: &TemplateNa
 }
 
 pub(super) async fn load_template(conn: &mut SqliteConnection, name: &TemplateName) -> Result<Template> {
-    find_template(conn, name)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("template {name}")))
+    find_template(conn, name).await?.ok_or_else(|| StoreError::NotFound(format!("template {name}")))
 }
 
-pub(super) async fn template_by_id(conn: &mut SqliteConnection, id: promptvault_core::TemplateId) -> Result<Template> {
+pub(super) async fn template_by_id(
+    conn: &mut SqliteConnection,
+    id: promptvault_core::TemplateId,
+) -> Result<Template> {
     let sql = format!(
         "SELECT {TEMPLATE_COLS} FROM prompt_template t JOIN prompt_type pt ON pt.id = t.prompt_type_id WHERE t.id = ?"
     );
@@ -319,9 +332,16 @@ pub(super) async fn template_by_id(conn: &mut SqliteConnection, id: promptvault_
     codec::template(&row)?.decode()
 }
 
-async fn write_tags(conn: &mut SqliteConnection, id: promptvault_core::TemplateId, tags: &[&str]) -> Result<()> {
+async fn write_tags(
+    conn: &mut SqliteConnection,
+    id: promptvault_core::TemplateId,
+    tags: &[&str],
+) -> Result<()> {
     let id = id.to_string();
-    sqlx::query("DELETE FROM prompt_template_tag WHERE template_id = ?").bind(&id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM prompt_template_tag WHERE template_id = ?")
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
     for tag in tags {
         sqlx::query("INSERT OR IGNORE INTO prompt_template_tag (template_id, tag) VALUES (?, ?)")
             .bind(&id)
@@ -367,7 +387,10 @@ pub(super) async fn insert_version(
 }
 
 /// Rewrites the search entry of a template from its current rows.
-pub(super) async fn refresh_search(conn: &mut SqliteConnection, id: promptvault_core::TemplateId) -> Result<()> {
+pub(super) async fn refresh_search(
+    conn: &mut SqliteConnection,
+    id: promptvault_core::TemplateId,
+) -> Result<()> {
     let row = sqlx::query(
         "SELECT t.rowid AS rid, t.name, t.description, t.tags, v.kind, v.template_text, v.messages \
          FROM prompt_template t JOIN prompt_template_version v ON v.template_id = t.id AND v.seq = t.latest_seq \

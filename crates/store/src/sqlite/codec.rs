@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
@@ -90,8 +90,8 @@ pub(super) const TEMPLATE_COLS: &str = "t.id, t.prompt_type_id, pt.key AS type_k
     t.latest_version";
 
 pub(super) fn template(r: &SqliteRow) -> Result<TemplateRow> {
-    let tags: Vec<String> = serde_json::from_value(r.json("tags")?)
-        .map_err(|e| StoreError::corrupt(format!("tags: {e}")))?;
+    let tags: Vec<String> =
+        serde_json::from_value(r.json("tags")?).map_err(|e| StoreError::corrupt(format!("tags: {e}")))?;
     Ok(TemplateRow {
         id: r.uuid("id")?,
         prompt_type_id: r.uuid("prompt_type_id")?,
@@ -191,11 +191,7 @@ pub(super) fn unique(err: sqlx::Error, what: &'static str, name: &str) -> StoreE
     if let sqlx::Error::Database(db) = &err
         && db.is_unique_violation()
     {
-        return crate::Conflict::AlreadyExists {
-            what,
-            name: name.to_owned(),
-        }
-        .into();
+        return crate::Conflict::AlreadyExists { what, name: name.to_owned() }.into();
     }
     err.into()
 }

@@ -17,21 +17,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Label, LabelMove, PromptRecord, PromptType, Template, Version};
 use promptvault_core::{
-    ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName,
-    UserId, VersionStatus,
+    ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName, UserId,
+    VersionStatus,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::broadcast;
 
+use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 use crate::store::{Backend, Store};
 use crate::types::{
-    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser,
-    NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter,
-    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector,
+    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
+    OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics, TemplatePatch,
+    UsageEvent, User, VersionSelector,
 };
-use crate::StoreOptions;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -53,9 +53,8 @@ impl SqliteStore {
         }
         let path = Path::new(path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Setup(format!("cannot create directory {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Setup(format!("cannot create directory {}: {e}", dir.display())))?;
         }
         let connect = SqliteConnectOptions::from_str("sqlite://")
             .map_err(StoreError::Database)?
@@ -66,28 +65,19 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect.clone())
-            .await?;
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect)
             .await?;
         let (changes, _) = broadcast::channel(1024);
-        Ok(Self {
-            writer,
-            reader,
-            changes,
-        })
+        Ok(Self { writer, reader, changes })
     }
 
     fn notify(&self, template: Option<&TemplateName>) {
         // No receivers is fine: nobody caches yet.
-        let _ = self.changes.send(ChangeNotice {
-            template: template.cloned(),
-        });
+        let _ = self.changes.send(ChangeNotice { template: template.cloned() });
     }
 }
 

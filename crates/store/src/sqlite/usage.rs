@@ -7,8 +7,8 @@ use promptvault_core::model::{Outcome, PromptRecord};
 use promptvault_core::{ApiKeyId, PromptId, TemplateId, UserId};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{self, Col, ts};
 use super::SqliteStore;
+use super::codec::{self, Col, ts};
 use crate::error::Result;
 use crate::rows::{ApiKeyRow, UsageRow, UserRow};
 use crate::types::{ApiKeyRecord, NewApiKey, NewUser, OutcomeResult, TemplateMetrics, UsageEvent, User};
@@ -105,14 +105,16 @@ impl SqliteStore {
             return Ok(false);
         }
         let now = ts(key_time());
-        sqlx::query("INSERT INTO \"user\" (id, email, first_name, last_name, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(user.id.to_string())
-            .bind(&user.email)
-            .bind(&user.first_name)
-            .bind(&user.last_name)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO \"user\" (id, email, first_name, last_name, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
         for role in &user.roles {
             sqlx::query("INSERT INTO user_role (user_id, role) VALUES (?, ?)")
                 .bind(user.id.to_string())
@@ -225,7 +227,8 @@ async fn flush_renders(
     let versions: BTreeSet<String> = pending.iter().map(|p| p.version_id.to_string()).collect();
     let mut live: BTreeSet<String> = BTreeSet::new();
     for chunk in versions.iter().collect::<Vec<_>>().chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT id FROM prompt_template_version WHERE id IN (");
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT id FROM prompt_template_version WHERE id IN (");
         let mut sep = qb.separated(", ");
         for id in chunk {
             sep.push_bind((*id).clone());

@@ -5,9 +5,9 @@ use promptvault_core::model::{Label, LabelMove, Template, Version};
 use promptvault_core::{LabelName, TemplateId, TemplateName, UserId, VersionStatus};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::SqliteStore;
 use super::catalog::{insert_version, refresh_search, template_by_id};
 use super::codec::{self, TEMPLATE_COLS, VERSION_COLS, ts};
-use super::SqliteStore;
 use crate::cursor::{self, Position};
 use crate::error::{Conflict, Result, StoreError};
 use crate::rows::ContentColumns;
@@ -32,7 +32,11 @@ fn selector_clause(qb: &mut QueryBuilder<Sqlite>, selector: &VersionSelector) {
     }
 }
 
-pub(super) async fn load_version(conn: &mut SqliteConnection, template: TemplateId, seq: u32) -> Result<Version> {
+pub(super) async fn load_version(
+    conn: &mut SqliteConnection,
+    template: TemplateId,
+    seq: u32,
+) -> Result<Version> {
     find_version(conn, template, &VersionSelector::Seq(seq))
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("version {seq}")))
@@ -78,13 +82,15 @@ impl SqliteStore {
             .await?;
         let seq = u32::try_from(last + 1).map_err(|_| StoreError::corrupt("sequence overflow"))?;
         insert_version(&mut tx, template, seq, &new, at).await?;
-        sqlx::query("UPDATE prompt_template SET latest_seq = ?, last_seq = ?, latest_version = ? WHERE id = ?")
-            .bind(i64::from(seq))
-            .bind(i64::from(seq))
-            .bind(new.version.to_string())
-            .bind(template.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE prompt_template SET latest_seq = ?, last_seq = ?, latest_version = ? WHERE id = ?",
+        )
+        .bind(i64::from(seq))
+        .bind(i64::from(seq))
+        .bind(new.version.to_string())
+        .bind(template.to_string())
+        .execute(&mut *tx)
+        .await?;
         refresh_search(&mut tx, template).await?;
         let v = load_version(&mut tx, template, seq).await?;
         tx.commit().await?;
@@ -141,7 +147,12 @@ impl SqliteStore {
         Ok((t.name, v))
     }
 
-    pub(super) async fn delete_draft_impl(&self, template: TemplateId, seq: u32, expect: Expect) -> Result<TemplateName> {
+    pub(super) async fn delete_draft_impl(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+    ) -> Result<TemplateName> {
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
@@ -149,10 +160,11 @@ impl SqliteStore {
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
         }
-        let labels: Vec<String> = sqlx::query_scalar("SELECT name FROM prompt_label WHERE version_id = ? ORDER BY name")
-            .bind(current.id.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
+        let labels: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM prompt_label WHERE version_id = ? ORDER BY name")
+                .bind(current.id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
         if !labels.is_empty() {
             return Err(Conflict::Labelled { seq, labels: labels.join(", ") }.into());
         }
@@ -206,7 +218,11 @@ impl SqliteStore {
         Ok((t.name, v))
     }
 
-    pub(super) async fn get_version_impl(&self, template: TemplateId, selector: &VersionSelector) -> Result<Option<Version>> {
+    pub(super) async fn get_version_impl(
+        &self,
+        template: TemplateId,
+        selector: &VersionSelector,
+    ) -> Result<Option<Version>> {
         let mut conn = self.reader.acquire().await?;
         find_version(&mut conn, template, selector).await
     }
@@ -224,11 +240,14 @@ impl SqliteStore {
         qb.push_bind(name.as_str().to_owned());
         selector_clause(&mut qb, selector);
         let row = qb.build().fetch_optional(&self.reader).await?;
-        row.map(|r| Ok((codec::template(&r)?.decode()?, codec::version(&r)?.decode()?)))
-            .transpose()
+        row.map(|r| Ok((codec::template(&r)?.decode()?, codec::version(&r)?.decode()?))).transpose()
     }
 
-    pub(super) async fn list_versions_impl(&self, template: TemplateId, page: &PageRequest) -> Result<Page<Version>> {
+    pub(super) async fn list_versions_impl(
+        &self,
+        template: TemplateId,
+        page: &PageRequest,
+    ) -> Result<Page<Version>> {
         let limit = page.limit();
         let before = match page.cursor.as_deref().map(cursor::decode::<Position>).transpose()? {
             None => i64::MAX,
@@ -247,9 +266,8 @@ impl SqliteStore {
         let mut items = rows.iter().map(|r| codec::version(r)?.decode()).collect::<Result<Vec<_>>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
-        let next_cursor = more
-            .then(|| items.last().map(|v| cursor::encode(&Position::BeforeSeq(v.seq))))
-            .flatten();
+        let next_cursor =
+            more.then(|| items.last().map(|v| cursor::encode(&Position::BeforeSeq(v.seq)))).flatten();
         Ok(Page { items, next_cursor })
     }
 
@@ -351,7 +369,11 @@ impl SqliteStore {
     }
 }
 
-async fn find_label(conn: &mut SqliteConnection, template: TemplateId, label: &LabelName) -> Result<Option<Label>> {
+async fn find_label(
+    conn: &mut SqliteConnection,
+    template: TemplateId,
+    label: &LabelName,
+) -> Result<Option<Label>> {
     let row = sqlx::query(
         "SELECT l.name, v.seq, l.version_id, l.updated_at, l.updated_by, l.revision FROM prompt_label l \
          JOIN prompt_template_version v ON v.id = l.version_id WHERE l.template_id = ? AND l.name = ?",

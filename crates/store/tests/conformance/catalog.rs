@@ -6,8 +6,8 @@ use std::sync::Arc;
 use promptvault_core::model::{PromptRecord, RenderMetadata};
 use promptvault_core::{PromptId, SecurityClassification, Tag, UserId, VersionStatus};
 use promptvault_store::{
-    Conflict, Expect, NewPromptType, NewTemplate, PageRequest, PromptTypePatch, StoreError,
-    TemplateFilter, TemplatePatch, UsageEvent, VersionSelector,
+    Conflict, Expect, NewPromptType, NewTemplate, PageRequest, PromptTypePatch, StoreError, TemplateFilter,
+    TemplatePatch, UsageEvent, VersionSelector,
 };
 use promptvault_testkit::TestDb;
 use serde_json::json;
@@ -19,7 +19,11 @@ pub async fn prompt_types_round_trip(db: Arc<TestDb>) {
     let at = now();
     let created = s
         .create_prompt_type(
-            NewPromptType { key: key("agent"), name: "Agent system prompts".into(), schema: Some(json!({"required": ["agent_name"]})) },
+            NewPromptType {
+                key: key("agent"),
+                name: "Agent system prompts".into(),
+                schema: Some(json!({"required": ["agent_name"]})),
+            },
             at,
         )
         .await
@@ -31,10 +35,16 @@ pub async fn prompt_types_round_trip(db: Arc<TestDb>) {
     assert_eq!(s.get_prompt_type_by_id(created.id).await.unwrap().unwrap(), created);
     assert!(s.get_prompt_type(&key("missing")).await.unwrap().is_none());
     prompt_type(&s, "basic").await;
-    let keys: Vec<String> = s.list_prompt_types().await.unwrap().into_iter().map(|t| t.key.to_string()).collect();
+    let keys: Vec<String> =
+        s.list_prompt_types().await.unwrap().into_iter().map(|t| t.key.to_string()).collect();
     assert_eq!(keys, ["agent", "basic"]);
     let updated = s
-        .update_prompt_type(&key("agent"), Expect::Revision(created.revision), PromptTypePatch { name: Some("Agents".into()), schema: Some(None) }, now())
+        .update_prompt_type(
+            &key("agent"),
+            Expect::Revision(created.revision),
+            PromptTypePatch { name: Some("Agents".into()), schema: Some(None) },
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!((updated.name.as_str(), updated.schema.clone(), updated.revision.0), ("Agents", None, 2));
@@ -44,12 +54,30 @@ pub async fn prompt_types_round_trip(db: Arc<TestDb>) {
 pub async fn prompt_type_conflicts_and_stale_writes(db: Arc<TestDb>) {
     let s = db.open().await;
     let t = prompt_type(&s, "agent").await;
-    let dup_key = s.create_prompt_type(NewPromptType { key: key("agent"), name: "Other".into(), schema: None }, now()).await;
+    let dup_key = s
+        .create_prompt_type(NewPromptType { key: key("agent"), name: "Other".into(), schema: None }, now())
+        .await;
     assert!(matches!(dup_key, Err(StoreError::Conflict(Conflict::AlreadyExists { .. }))), "{dup_key:?}");
-    let dup_name = s.create_prompt_type(NewPromptType { key: key("other"), name: t.name.clone(), schema: None }, now()).await;
+    let dup_name = s
+        .create_prompt_type(NewPromptType { key: key("other"), name: t.name.clone(), schema: None }, now())
+        .await;
     assert!(matches!(dup_name, Err(StoreError::Conflict(Conflict::AlreadyExists { .. }))), "{dup_name:?}");
-    s.update_prompt_type(&key("agent"), Expect::Revision(t.revision), PromptTypePatch { name: Some("A2".into()), schema: None }, now()).await.unwrap();
-    let stale = s.update_prompt_type(&key("agent"), Expect::Revision(t.revision), PromptTypePatch { name: Some("A3".into()), schema: None }, now()).await;
+    s.update_prompt_type(
+        &key("agent"),
+        Expect::Revision(t.revision),
+        PromptTypePatch { name: Some("A2".into()), schema: None },
+        now(),
+    )
+    .await
+    .unwrap();
+    let stale = s
+        .update_prompt_type(
+            &key("agent"),
+            Expect::Revision(t.revision),
+            PromptTypePatch { name: Some("A3".into()), schema: None },
+            now(),
+        )
+        .await;
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
     assert_eq!(s.get_prompt_type(&key("agent")).await.unwrap().unwrap().name, "A2");
     let missing = s.update_prompt_type(&key("nope"), Expect::Any, PromptTypePatch::default(), now()).await;
@@ -70,7 +98,12 @@ pub async fn template_create_get_and_first_version(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, v) = template(
         &s,
-        TemplateSpec { name: "support/en/greeting", tags: &["b", "a", "b"], description: Some("Greets"), ..TemplateSpec::default() },
+        TemplateSpec {
+            name: "support/en/greeting",
+            tags: &["b", "a", "b"],
+            description: Some("Greets"),
+            ..TemplateSpec::default()
+        },
     )
     .await;
     assert_eq!(t.name.as_str(), "support/en/greeting");
@@ -127,11 +160,17 @@ pub async fn template_update_checks_revision(db: Arc<TestDb>) {
     assert_eq!(u.description.as_deref(), Some("now described"));
     assert_eq!(u.security_classification, SecurityClassification::Confidential);
     assert_eq!(u.tags, vec![Tag::parse("z").unwrap()]);
-    let stale = s.update_template(&t.name, Expect::Revision(t.revision), TemplatePatch::default(), now()).await;
+    let stale =
+        s.update_template(&t.name, Expect::Revision(t.revision), TemplatePatch::default(), now()).await;
     assert!(matches!(stale, Err(StoreError::Stale { current: Some(r), .. }) if r.0 == 2), "{stale:?}");
     assert_eq!(s.get_template(&t.name).await.unwrap().unwrap(), u);
     let cleared = s
-        .update_template(&t.name, Expect::Any, TemplatePatch { description: Some(None), ..TemplatePatch::default() }, now())
+        .update_template(
+            &t.name,
+            Expect::Any,
+            TemplatePatch { description: Some(None), ..TemplatePatch::default() },
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(cleared.description, None);
@@ -202,12 +241,33 @@ fn names(p: &promptvault_store::Page<promptvault_core::model::Template>) -> Vec<
 
 pub async fn listing_filters(db: Arc<TestDb>) {
     let s = db.open().await;
-    template(&s, TemplateSpec { name: "support/a", type_key: "chat", tags: &["en"], ..TemplateSpec::default() }).await;
-    template(&s, TemplateSpec { name: "support/en/b", tags: &["en", "faq"], classification: SecurityClassification::Confidential, ..TemplateSpec::default() }).await;
+    template(
+        &s,
+        TemplateSpec { name: "support/a", type_key: "chat", tags: &["en"], ..TemplateSpec::default() },
+    )
+    .await;
+    template(
+        &s,
+        TemplateSpec {
+            name: "support/en/b",
+            tags: &["en", "faq"],
+            classification: SecurityClassification::Confidential,
+            ..TemplateSpec::default()
+        },
+    )
+    .await;
     template(&s, TemplateSpec { name: "support2/c", ..TemplateSpec::default() }).await;
-    let (d, _) = template(&s, TemplateSpec { name: "sales/d", type_key: "chat", ..TemplateSpec::default() }).await;
+    let (d, _) =
+        template(&s, TemplateSpec { name: "sales/d", type_key: "chat", ..TemplateSpec::default() }).await;
     let owner = admin(&s).await;
-    s.update_template(&name("support/a"), Expect::Any, TemplatePatch { owner_id: Some(Some(owner)), ..TemplatePatch::default() }, now()).await.unwrap();
+    s.update_template(
+        &name("support/a"),
+        Expect::Any,
+        TemplatePatch { owner_id: Some(Some(owner)), ..TemplatePatch::default() },
+        now(),
+    )
+    .await
+    .unwrap();
     s.set_version_status(d.id, 1, Expect::Any, VersionStatus::Review, now()).await.unwrap();
     let all = PageRequest::default();
     let list = |f: TemplateFilter| {
@@ -215,22 +275,89 @@ pub async fn listing_filters(db: Arc<TestDb>) {
         let all = all.clone();
         async move { s.list_templates(&f, &all).await.unwrap() }
     };
-    assert_eq!(names(&list(TemplateFilter { folder: Some("support".into()), ..Default::default() }).await), ["support/a", "support/en/b"]);
-    assert_eq!(names(&list(TemplateFilter { folder: Some("support/en/".into()), ..Default::default() }).await), ["support/en/b"]);
-    assert_eq!(names(&list(TemplateFilter { type_key: Some(key("chat")), ..Default::default() }).await), ["sales/d", "support/a"]);
-    assert_eq!(names(&list(TemplateFilter { tag: Some(Tag::parse("faq").unwrap()), ..Default::default() }).await), ["support/en/b"]);
-    assert_eq!(names(&list(TemplateFilter { tag: Some(Tag::parse("en").unwrap()), type_key: Some(key("general")), ..Default::default() }).await), ["support/en/b"]);
-    assert_eq!(names(&list(TemplateFilter { classification: Some(SecurityClassification::Confidential), ..Default::default() }).await), ["support/en/b"]);
-    assert_eq!(names(&list(TemplateFilter { status: Some(VersionStatus::Review), ..Default::default() }).await), ["sales/d"]);
-    assert_eq!(names(&list(TemplateFilter { status: Some(VersionStatus::Draft), folder: Some("sales".into()), ..Default::default() }).await), Vec::<&str>::new());
-    assert_eq!(names(&list(TemplateFilter { owner_id: Some(owner), ..Default::default() }).await), ["support/a"]);
-    assert!(list(TemplateFilter { owner_id: Some(UserId::new()), ..Default::default() }).await.items.is_empty());
+    assert_eq!(
+        names(&list(TemplateFilter { folder: Some("support".into()), ..Default::default() }).await),
+        ["support/a", "support/en/b"]
+    );
+    assert_eq!(
+        names(&list(TemplateFilter { folder: Some("support/en/".into()), ..Default::default() }).await),
+        ["support/en/b"]
+    );
+    assert_eq!(
+        names(&list(TemplateFilter { type_key: Some(key("chat")), ..Default::default() }).await),
+        ["sales/d", "support/a"]
+    );
+    assert_eq!(
+        names(&list(TemplateFilter { tag: Some(Tag::parse("faq").unwrap()), ..Default::default() }).await),
+        ["support/en/b"]
+    );
+    assert_eq!(
+        names(
+            &list(TemplateFilter {
+                tag: Some(Tag::parse("en").unwrap()),
+                type_key: Some(key("general")),
+                ..Default::default()
+            })
+            .await
+        ),
+        ["support/en/b"]
+    );
+    assert_eq!(
+        names(
+            &list(TemplateFilter {
+                classification: Some(SecurityClassification::Confidential),
+                ..Default::default()
+            })
+            .await
+        ),
+        ["support/en/b"]
+    );
+    assert_eq!(
+        names(&list(TemplateFilter { status: Some(VersionStatus::Review), ..Default::default() }).await),
+        ["sales/d"]
+    );
+    assert_eq!(
+        names(
+            &list(TemplateFilter {
+                status: Some(VersionStatus::Draft),
+                folder: Some("sales".into()),
+                ..Default::default()
+            })
+            .await
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        names(&list(TemplateFilter { owner_id: Some(owner), ..Default::default() }).await),
+        ["support/a"]
+    );
+    assert!(
+        list(TemplateFilter { owner_id: Some(UserId::new()), ..Default::default() }).await.items.is_empty()
+    );
 }
 
 pub async fn search_finds_words_and_follows_new_versions(db: Arc<TestDb>) {
     let s = db.open().await;
-    let (t, _) = template(&s, TemplateSpec { name: "support/refund-policy", description: Some("Explains refunds to customers"), tags: &["billing"], text: "You are a patient agent. Mention the thirty day window.", ..TemplateSpec::default() }).await;
-    template(&s, TemplateSpec { name: "marketing/launch", text: "Write an upbeat announcement.", ..TemplateSpec::default() }).await;
+    let (t, _) = template(
+        &s,
+        TemplateSpec {
+            name: "support/refund-policy",
+            description: Some("Explains refunds to customers"),
+            tags: &["billing"],
+            text: "You are a patient agent. Mention the thirty day window.",
+            ..TemplateSpec::default()
+        },
+    )
+    .await;
+    template(
+        &s,
+        TemplateSpec {
+            name: "marketing/launch",
+            text: "Write an upbeat announcement.",
+            ..TemplateSpec::default()
+        },
+    )
+    .await;
     let search = |q: &str| {
         let s = s.clone();
         let f = TemplateFilter { query: Some(q.to_owned()), ..Default::default() };
@@ -243,11 +370,20 @@ pub async fn search_finds_words_and_follows_new_versions(db: Arc<TestDb>) {
     assert_eq!(names(&search("upbe").await), ["marketing/launch"], "prefix");
     assert!(search("thirty upbeat").await.items.is_empty(), "all words must match");
     assert!(search("   ").await.items.is_empty());
-    s.create_version(t.id, 1, version("Be brief about the fourteen day window.", "1.1.0"), now()).await.unwrap();
+    s.create_version(t.id, 1, version("Be brief about the fourteen day window.", "1.1.0"), now())
+        .await
+        .unwrap();
     assert!(search("thirty").await.items.is_empty(), "old text is no longer indexed");
     assert_eq!(names(&search("fourteen").await), ["support/refund-policy"]);
     let filtered = s
-        .list_templates(&TemplateFilter { query: Some("window".into()), folder: Some("marketing".into()), ..Default::default() }, &PageRequest::default())
+        .list_templates(
+            &TemplateFilter {
+                query: Some("window".into()),
+                folder: Some("marketing".into()),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
         .await
         .unwrap();
     assert!(filtered.items.is_empty(), "filters apply to search");
@@ -256,11 +392,30 @@ pub async fn search_finds_words_and_follows_new_versions(db: Arc<TestDb>) {
 pub async fn search_queries_cannot_inject_syntax(db: Arc<TestDb>) {
     let s = db.open().await;
     template(&s, TemplateSpec { name: "x", text: "alpha beta", ..TemplateSpec::default() }).await;
-    for q in ["\"alpha", "alpha OR", "NEAR(alpha", "alpha* & !", "'; DROP TABLE prompt_template; --", "a:*|b", "\\", "(((", "-alpha", "alpha AND NOT beta"] {
-        let res = s.list_templates(&TemplateFilter { query: Some(q.into()), ..Default::default() }, &PageRequest::default()).await;
+    for q in [
+        "\"alpha",
+        "alpha OR",
+        "NEAR(alpha",
+        "alpha* & !",
+        "'; DROP TABLE prompt_template; --",
+        "a:*|b",
+        "\\",
+        "(((",
+        "-alpha",
+        "alpha AND NOT beta",
+    ] {
+        let res = s
+            .list_templates(
+                &TemplateFilter { query: Some(q.into()), ..Default::default() },
+                &PageRequest::default(),
+            )
+            .await;
         assert!(res.is_ok(), "{q}: {res:?}");
     }
-    assert_eq!(s.list_templates(&TemplateFilter::default(), &PageRequest::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        s.list_templates(&TemplateFilter::default(), &PageRequest::default()).await.unwrap().items.len(),
+        1
+    );
 }
 
 pub async fn invalid_cursors_are_refused(db: Arc<TestDb>) {
@@ -268,7 +423,10 @@ pub async fn invalid_cursors_are_refused(db: Arc<TestDb>) {
     let (t, _) = simple(&s, "a").await;
     for cursor in ["garbage", "e30", "!!"] {
         let p = PageRequest { limit: 5, cursor: Some(cursor.into()) };
-        assert!(matches!(s.list_templates(&TemplateFilter::default(), &p).await, Err(StoreError::InvalidCursor)), "{cursor}");
+        assert!(
+            matches!(s.list_templates(&TemplateFilter::default(), &p).await, Err(StoreError::InvalidCursor)),
+            "{cursor}"
+        );
         assert!(matches!(s.list_versions(t.id, &p).await, Err(StoreError::InvalidCursor)), "{cursor}");
     }
 }

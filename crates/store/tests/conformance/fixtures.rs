@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Template, Version, truncate_to_micros};
 use promptvault_core::{
-    Config, ContentHash, ParameterSchema, PromptTypeKey, SecurityClassification, Tag,
-    TemplateBody, TemplateName, VersionContent,
+    Config, ContentHash, ParameterSchema, PromptTypeKey, SecurityClassification, Tag, TemplateBody,
+    TemplateName, VersionContent,
 };
 use promptvault_store::{NewPromptType, NewTemplate, NewVersion, Store};
 use serde_json::json;
@@ -26,7 +26,10 @@ pub fn key(s: &str) -> PromptTypeKey {
 pub fn content(text: &str) -> VersionContent {
     VersionContent {
         body: TemplateBody::Text(text.to_owned()),
-        parameter_schema: ParameterSchema::parse(json!({"type": "object", "properties": {"name": {"type": "string"}}})).unwrap(),
+        parameter_schema: ParameterSchema::parse(
+            json!({"type": "object", "properties": {"name": {"type": "string"}}}),
+        )
+        .unwrap(),
         config: Config::parse(json!({"model": "m1"})).unwrap(),
     }
 }
@@ -48,10 +51,7 @@ pub async fn prompt_type(store: &Arc<dyn Store>, k: &str) -> promptvault_core::m
     match store.get_prompt_type(&key(k)).await.unwrap() {
         Some(t) => t,
         None => store
-            .create_prompt_type(
-                NewPromptType { key: key(k), name: format!("Type {k}"), schema: None },
-                now(),
-            )
+            .create_prompt_type(NewPromptType { key: key(k), name: format!("Type {k}"), schema: None }, now())
             .await
             .unwrap(),
     }
@@ -109,7 +109,13 @@ pub async fn admin(store: &Arc<dyn Store>) -> promptvault_core::UserId {
     let user = promptvault_core::UserId::new();
     let created = store
         .bootstrap_admin(
-            promptvault_store::NewUser { id: user, email: Some("admin@example.com".into()), first_name: None, last_name: None, roles: vec!["admin".into()] },
+            promptvault_store::NewUser {
+                id: user,
+                email: Some("admin@example.com".into()),
+                first_name: None,
+                last_name: None,
+                roles: vec!["admin".into()],
+            },
             promptvault_store::NewApiKey {
                 id: promptvault_core::ApiKeyId::new(),
                 user_id: user,

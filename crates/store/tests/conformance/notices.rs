@@ -47,37 +47,20 @@ pub async fn change_notices_reach_subscribers(db: Arc<TestDb>) {
     let s = db.open().await;
     let mut rx = s.subscribe();
     prompt_type(&s, "general").await;
-    assert!(
-        heard(&mut rx, everything, DEADLINE).await,
-        "a prompt type change invalidates everything"
-    );
+    assert!(heard(&mut rx, everything, DEADLINE).await, "a prompt type change invalidates everything");
     let (t, _) = simple(&s, "noticed").await;
-    assert!(
-        heard(&mut rx, about(&t.name), DEADLINE).await,
-        "creating a template names it"
-    );
-    s.create_version(t.id, 1, version("two", "1.1.0"), now())
-        .await
-        .unwrap();
-    assert!(
-        heard(&mut rx, about(&t.name), DEADLINE).await,
-        "a new version names its template"
-    );
+    assert!(heard(&mut rx, about(&t.name), DEADLINE).await, "creating a template names it");
+    s.create_version(t.id, 1, version("two", "1.1.0"), now()).await.unwrap();
+    assert!(heard(&mut rx, about(&t.name), DEADLINE).await, "a new version names its template");
     s.update_template(
         &t.name,
         Expect::Any,
-        TemplatePatch {
-            description: Some(Some("d".into())),
-            ..TemplatePatch::default()
-        },
+        TemplatePatch { description: Some(Some("d".into())), ..TemplatePatch::default() },
         now(),
     )
     .await
     .unwrap();
-    assert!(
-        heard(&mut rx, about(&t.name), DEADLINE).await,
-        "a metadata change names its template"
-    );
+    assert!(heard(&mut rx, about(&t.name), DEADLINE).await, "a metadata change names its template");
 }
 
 pub async fn change_notices_reach_other_stores(db: Arc<TestDb>) {
@@ -86,20 +69,14 @@ pub async fn change_notices_reach_other_stores(db: Arc<TestDb>) {
     let mut mine = writer.subscribe();
     let mut theirs = other.subscribe();
     let (t, _) = simple(&writer, "shared").await;
-    assert!(
-        heard(&mut mine, about(&t.name), DEADLINE).await,
-        "the writing store hears its own write"
-    );
+    assert!(heard(&mut mine, about(&t.name), DEADLINE).await, "the writing store hears its own write");
     // Both stores see the same data whatever the backend.
     assert_eq!(other.get_template(&t.name).await.unwrap().unwrap().id, t.id);
     match db.kind {
         Kind::Postgres => {
             // LISTEN/NOTIFY carries the write to the other store, as it would
             // to another process.
-            assert!(
-                heard(&mut theirs, about(&t.name), DEADLINE).await,
-                "the other store hears the write"
-            );
+            assert!(heard(&mut theirs, about(&t.name), DEADLINE).await, "the other store hears the write");
             listener_recovers(&db, &writer, &other, theirs, &t.name).await;
         }
         Kind::Sqlite => {
@@ -111,9 +88,7 @@ pub async fn change_notices_reach_other_stores(db: Arc<TestDb>) {
         }
     }
     for s in [writer, other] {
-        tokio::time::timeout(DEADLINE, s.close())
-            .await
-            .expect("close stops the store, listener included");
+        tokio::time::timeout(DEADLINE, s.close()).await.expect("close stops the store, listener included");
     }
 }
 
@@ -140,22 +115,13 @@ async fn listener_recovers(
     // prove the reconnect: keep writing until one of our writes is heard.
     let mut recovered = false;
     for i in 0..20 {
-        let patch = TemplatePatch {
-            description: Some(Some(format!("rev {i}"))),
-            ..TemplatePatch::default()
-        };
-        writer
-            .update_template(name, Expect::Any, patch, now())
-            .await
-            .unwrap();
+        let patch = TemplatePatch { description: Some(Some(format!("rev {i}"))), ..TemplatePatch::default() };
+        writer.update_template(name, Expect::Any, patch, now()).await.unwrap();
         if heard(&mut theirs, about(name), Duration::from_millis(500)).await {
             recovered = true;
             break;
         }
     }
-    assert!(
-        recovered,
-        "the other store hears writes again after reconnecting"
-    );
+    assert!(recovered, "the other store hears writes again after reconnecting");
     assert!(other.get_template(name).await.unwrap().is_some());
 }

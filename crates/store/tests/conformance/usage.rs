@@ -10,7 +10,11 @@ use serde_json::json;
 
 use crate::fixtures::*;
 
-fn render(t: &promptvault_core::model::Template, v: &promptvault_core::model::Version, at: chrono::DateTime<chrono::Utc>) -> PromptRecord {
+fn render(
+    t: &promptvault_core::model::Template,
+    v: &promptvault_core::model::Version,
+    at: chrono::DateTime<chrono::Utc>,
+) -> PromptRecord {
     PromptRecord {
         id: PromptId::new(),
         template_id: t.id,
@@ -32,7 +36,10 @@ fn render(t: &promptvault_core::model::Template, v: &promptvault_core::model::Ve
 }
 
 fn outcome(id: PromptId, o: Outcome) -> UsageEvent {
-    UsageEvent::Outcome { prompt_id: id, outcome: OutcomeRecord { outcome: o, detail: Some("judged".into()), at: now() } }
+    UsageEvent::Outcome {
+        prompt_id: id,
+        outcome: OutcomeRecord { outcome: o, detail: Some("judged".into()), at: now() },
+    }
 }
 
 pub async fn usage_records_renders_outcomes_and_metrics(db: Arc<TestDb>) {
@@ -59,7 +66,13 @@ pub async fn usage_records_renders_outcomes_and_metrics(db: Arc<TestDb>) {
         .unwrap();
     assert_eq!(
         results,
-        [OutcomeResult::Recorded, OutcomeResult::Recorded, OutcomeResult::Recorded, OutcomeResult::AlreadyReported, OutcomeResult::UnknownPrompt]
+        [
+            OutcomeResult::Recorded,
+            OutcomeResult::Recorded,
+            OutcomeResult::Recorded,
+            OutcomeResult::AlreadyReported,
+            OutcomeResult::UnknownPrompt
+        ]
     );
     let stored = s.get_prompt(ia).await.unwrap().unwrap();
     assert_eq!(stored.metadata, a.metadata);
@@ -75,7 +88,11 @@ pub async fn usage_records_renders_outcomes_and_metrics(db: Arc<TestDb>) {
     s.record_usage(vec![UsageEvent::Render(Box::new(render(&t, &v1, t0)))]).await.unwrap();
     let m = s.template_metrics(t.id).await.unwrap();
     assert_eq!(m.total.times_used, 4);
-    assert_eq!(m.total.last_used, Some(t0 + chrono::Duration::seconds(2)), "an older render does not move last_used back");
+    assert_eq!(
+        m.total.last_used,
+        Some(t0 + chrono::Duration::seconds(2)),
+        "an older render does not move last_used back"
+    );
     assert!(s.get_prompt(PromptId::new()).await.unwrap().is_none());
 }
 
@@ -85,7 +102,10 @@ pub async fn usage_keeps_renders_of_deleted_versions(db: Arc<TestDb>) {
     let v2 = s.create_version(t.id, 1, version("two", "1.1.0"), now()).await.unwrap();
     let r = render(&t, &v2, now());
     s.delete_draft(t.id, 2, promptvault_store::Expect::Any).await.unwrap();
-    let results = s.record_usage(vec![UsageEvent::Render(Box::new(r.clone())), outcome(r.id, Outcome::Success)]).await.unwrap();
+    let results = s
+        .record_usage(vec![UsageEvent::Render(Box::new(r.clone())), outcome(r.id, Outcome::Success)])
+        .await
+        .unwrap();
     assert_eq!(results, [OutcomeResult::Recorded]);
     assert_eq!(s.get_prompt(r.id).await.unwrap().unwrap().prompt_text, "Hello Ada");
     assert_eq!(s.template_metrics(t.id).await.unwrap().total.times_used, 0);
@@ -97,8 +117,21 @@ pub async fn bootstrap_admin_happens_once(db: Arc<TestDb>) {
     let user = admin(&s).await;
     let again = s
         .bootstrap_admin(
-            NewUser { id: UserId::new(), email: None, first_name: None, last_name: None, roles: vec!["admin".into()] },
-            NewApiKey { id: ApiKeyId::new(), user_id: UserId::new(), name: "second".into(), prefix: "pv_second".into(), secret_hash: [1; 32], expires_at: None },
+            NewUser {
+                id: UserId::new(),
+                email: None,
+                first_name: None,
+                last_name: None,
+                roles: vec!["admin".into()],
+            },
+            NewApiKey {
+                id: ApiKeyId::new(),
+                user_id: UserId::new(),
+                name: "second".into(),
+                prefix: "pv_second".into(),
+                secret_hash: [1; 32],
+                expires_at: None,
+            },
         )
         .await
         .unwrap();
@@ -136,17 +169,30 @@ pub async fn usage_races_with_draft_deletion(db: Arc<TestDb>) {
     let (t, _) = simple(&s, "race-used").await;
     for round in 0..20u32 {
         let latest = s.get_template(&t.name).await.unwrap().unwrap();
-        let v = s.create_version(t.id, latest.latest_seq, version(&format!("round {round}"), &format!("2.{round}.0")), now()).await.unwrap();
+        let v = s
+            .create_version(
+                t.id,
+                latest.latest_seq,
+                version(&format!("round {round}"), &format!("2.{round}.0")),
+                now(),
+            )
+            .await
+            .unwrap();
         let renders: Vec<PromptRecord> = (0..5).map(|_| render(&t, &v, now())).collect();
         let batch = renders.iter().cloned().map(|r| UsageEvent::Render(Box::new(r))).collect();
         let (s1, s2) = (s.clone(), s.clone());
         let usage = tokio::spawn(async move { s1.record_usage(batch).await });
-        let delete = tokio::spawn(async move { s2.delete_draft(t.id, v.seq, promptvault_store::Expect::Any).await });
+        let delete =
+            tokio::spawn(async move { s2.delete_draft(t.id, v.seq, promptvault_store::Expect::Any).await });
         usage.await.unwrap().unwrap();
         delete.await.unwrap().unwrap();
         for r in &renders {
             assert_eq!(s.get_prompt(r.id).await.unwrap().unwrap().prompt_text, "Hello Ada");
         }
     }
-    assert_eq!(s.template_metrics(t.id).await.unwrap().total.times_used, 0, "counters of deleted versions go with them");
+    assert_eq!(
+        s.template_metrics(t.id).await.unwrap().total.times_used,
+        0,
+        "counters of deleted versions go with them"
+    );
 }

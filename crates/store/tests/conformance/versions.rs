@@ -19,7 +19,10 @@ pub async fn versions_append_with_sequence_and_base_check(db: Arc<TestDb>) {
     let v2 = s.create_version(t.id, 1, version("second", "1.1.0"), now()).await.unwrap();
     assert_eq!((v2.seq, v2.version.to_string(), v2.status), (2, "1.1.0".into(), VersionStatus::Draft));
     let stale = s.create_version(t.id, 1, version("third", "1.2.0"), now()).await;
-    assert!(matches!(stale, Err(StoreError::Conflict(Conflict::StaleBase { expected: 1, current: 2 }))), "{stale:?}");
+    assert!(
+        matches!(stale, Err(StoreError::Conflict(Conflict::StaleBase { expected: 1, current: 2 }))),
+        "{stale:?}"
+    );
     let t2 = s.get_template(&t.name).await.unwrap().unwrap();
     assert_eq!((t2.latest_seq, t2.latest_version.to_string()), (2, "1.1.0".into()));
     assert_eq!(t2.revision, t.revision, "versions do not change the template's metadata revision");
@@ -35,7 +38,10 @@ pub async fn concurrent_versions_on_one_base_one_wins(db: Arc<TestDb>) {
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.create_version(t.id, 1, version(&format!("text {i}"), &format!("1.{}.0", i + 1)), now()).await })
+            tokio::spawn(async move {
+                s.create_version(t.id, 1, version(&format!("text {i}"), &format!("1.{}.0", i + 1)), now())
+                    .await
+            })
         })
         .collect();
     let mut ok = 0;
@@ -55,7 +61,10 @@ pub async fn concurrent_versions_on_one_base_one_wins(db: Arc<TestDb>) {
 pub async fn drafts_edit_in_place_only_while_newest(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, v1) = simple(&s, "d").await;
-    let edited = s.update_draft(t.id, 1, Expect::Revision(v1.revision), version("edited", "1.0.0"), now()).await.unwrap();
+    let edited = s
+        .update_draft(t.id, 1, Expect::Revision(v1.revision), version("edited", "1.0.0"), now())
+        .await
+        .unwrap();
     assert_eq!(edited.revision, Revision(2));
     assert_eq!(edited.content, content("edited"));
     assert_eq!(edited.id, v1.id, "same version, changed in place");
@@ -63,7 +72,10 @@ pub async fn drafts_edit_in_place_only_while_newest(db: Arc<TestDb>) {
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
     s.create_version(t.id, 1, version("second", "1.1.0"), now()).await.unwrap();
     let superseded = s.update_draft(t.id, 1, Expect::Any, version("late", "1.0.1"), now()).await;
-    assert!(matches!(superseded, Err(StoreError::Conflict(Conflict::Superseded { seq: 1, latest: 2 }))), "{superseded:?}");
+    assert!(
+        matches!(superseded, Err(StoreError::Conflict(Conflict::Superseded { seq: 1, latest: 2 }))),
+        "{superseded:?}"
+    );
     let v1_now = s.get_version(t.id, &VersionSelector::Seq(1)).await.unwrap().unwrap();
     assert_eq!(v1_now.content, content("edited"));
 }
@@ -71,15 +83,28 @@ pub async fn drafts_edit_in_place_only_while_newest(db: Arc<TestDb>) {
 pub async fn non_drafts_are_immutable(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, v1) = simple(&s, "frozen").await;
-    let r = s.set_version_status(t.id, 1, Expect::Revision(v1.revision), VersionStatus::Review, now()).await.unwrap();
+    let r = s
+        .set_version_status(t.id, 1, Expect::Revision(v1.revision), VersionStatus::Review, now())
+        .await
+        .unwrap();
     assert_eq!((r.status, r.revision), (VersionStatus::Review, Revision(2)));
     let edit = s.update_draft(t.id, 1, Expect::Any, version("changed", "1.0.0"), now()).await;
-    assert!(matches!(edit, Err(StoreError::Conflict(Conflict::NotEditable { status: VersionStatus::Review, .. }))), "{edit:?}");
+    assert!(
+        matches!(
+            edit,
+            Err(StoreError::Conflict(Conflict::NotEditable { status: VersionStatus::Review, .. }))
+        ),
+        "{edit:?}"
+    );
     let del = s.delete_draft(t.id, 1, Expect::Any).await;
     assert!(matches!(del, Err(StoreError::Conflict(Conflict::NotEditable { .. }))), "{del:?}");
-    let stale = s.set_version_status(t.id, 1, Expect::Revision(v1.revision), VersionStatus::Approved, now()).await;
+    let stale =
+        s.set_version_status(t.id, 1, Expect::Revision(v1.revision), VersionStatus::Approved, now()).await;
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
-    assert_eq!(s.get_version(t.id, &VersionSelector::Seq(1)).await.unwrap().unwrap().content, content("Hello {{ name }}"));
+    assert_eq!(
+        s.get_version(t.id, &VersionSelector::Seq(1)).await.unwrap().unwrap().content,
+        content("Hello {{ name }}")
+    );
 }
 
 pub async fn draft_deletion_rules(db: Arc<TestDb>) {
@@ -124,7 +149,9 @@ pub async fn version_listing_is_newest_first_and_paged(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, _) = simple(&s, "many").await;
     for i in 2..=7u32 {
-        s.create_version(t.id, i - 1, version(&format!("v{i}"), &format!("1.{}.0", i - 1)), now()).await.unwrap();
+        s.create_version(t.id, i - 1, version(&format!("v{i}"), &format!("1.{}.0", i - 1)), now())
+            .await
+            .unwrap();
     }
     let mut seqs = Vec::new();
     let mut page = PageRequest { limit: 3, cursor: None };
@@ -146,12 +173,16 @@ pub async fn labels_move_and_keep_history(db: Arc<TestDb>) {
     s.create_version(t.id, 1, version("two", "1.1.0"), now()).await.unwrap();
     let l = s.set_label(t.id, &label("production"), 1, Expect::Any, Some(user), now()).await.unwrap();
     assert_eq!((l.version_seq, l.revision, l.updated_by), (1, Revision(1), Some(user)));
-    let moved = s.set_label(t.id, &label("production"), 2, Expect::Revision(l.revision), Some(user), now()).await.unwrap();
+    let moved = s
+        .set_label(t.id, &label("production"), 2, Expect::Revision(l.revision), Some(user), now())
+        .await
+        .unwrap();
     assert_eq!((moved.version_seq, moved.revision), (2, Revision(2)));
     let same = s.set_label(t.id, &label("production"), 2, Expect::Any, None, now()).await.unwrap();
     assert_eq!(same.revision, Revision(2), "setting a label to where it points changes nothing");
     s.set_label(t.id, &label("staging"), 2, Expect::Any, None, now()).await.unwrap();
-    let labels: Vec<(String, u32)> = s.list_labels(t.id).await.unwrap().into_iter().map(|l| (l.name.to_string(), l.version_seq)).collect();
+    let labels: Vec<(String, u32)> =
+        s.list_labels(t.id).await.unwrap().into_iter().map(|l| (l.name.to_string(), l.version_seq)).collect();
     assert_eq!(labels, [("production".into(), 2), ("staging".into(), 2)]);
     s.delete_label(t.id, &label("staging"), Expect::Any, None, now()).await.unwrap();
     let history = s.label_history(t.id, Some(&label("production")), 10).await.unwrap();
@@ -177,22 +208,30 @@ pub async fn label_writes_check_revision(db: Arc<TestDb>) {
     s.set_label(t.id, &label("production"), 2, Expect::Revision(l.revision), None, now()).await.unwrap();
     let stale = s.set_label(t.id, &label("production"), 1, Expect::Revision(l.revision), None, now()).await;
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
-    let stale_delete = s.delete_label(t.id, &label("production"), Expect::Revision(l.revision), None, now()).await;
+    let stale_delete =
+        s.delete_label(t.id, &label("production"), Expect::Revision(l.revision), None, now()).await;
     assert!(matches!(stale_delete, Err(StoreError::Stale { .. })), "{stale_delete:?}");
-    assert_eq!(s.get_version(t.id, &VersionSelector::Label(label("production"))).await.unwrap().unwrap().seq, 2);
+    assert_eq!(
+        s.get_version(t.id, &VersionSelector::Label(label("production"))).await.unwrap().unwrap().seq,
+        2
+    );
 }
 
 pub async fn concurrent_label_moves_with_one_revision_one_wins(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, _) = simple(&s, "lrace").await;
     for i in 2..=5u32 {
-        s.create_version(t.id, i - 1, version(&format!("v{i}"), &format!("1.{}.0", i - 1)), now()).await.unwrap();
+        s.create_version(t.id, i - 1, version(&format!("v{i}"), &format!("1.{}.0", i - 1)), now())
+            .await
+            .unwrap();
     }
     let l = s.set_label(t.id, &label("production"), 1, Expect::Any, None, now()).await.unwrap();
     let tasks: Vec<_> = (2..=5u32)
         .map(|seq| {
             let s = s.clone();
-            tokio::spawn(async move { s.set_label(t.id, &label("production"), seq, Expect::Revision(l.revision), None, now()).await })
+            tokio::spawn(async move {
+                s.set_label(t.id, &label("production"), seq, Expect::Revision(l.revision), None, now()).await
+            })
         })
         .collect();
     let mut ok = 0;

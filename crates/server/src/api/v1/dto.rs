@@ -13,7 +13,9 @@ use uuid::Uuid;
 use crate::service::LabelView;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -115,10 +117,7 @@ impl From<&Template> for TemplateSummary {
             security_classification: t.security_classification.to_string(),
             owner_id: t.owner_id.map(|u| *u.as_uuid()),
             creator_id: t.creator_id.map(|u| *u.as_uuid()),
-            latest: VersionPointer {
-                seq: t.latest_seq,
-                version: t.latest_version.to_string(),
-            },
+            latest: VersionPointer { seq: t.latest_seq, version: t.latest_version.to_string() },
             created_at: t.created_at,
             updated_at: t.updated_at,
             revision: t.revision.0,
@@ -415,12 +414,7 @@ pub struct LabelMoveDto {
 
 impl From<LabelMove> for LabelMoveDto {
     fn from(m: LabelMove) -> Self {
-        Self {
-            from_version: m.from_seq,
-            to_version: m.to_seq,
-            at: m.at,
-            by: m.by.map(|u| *u.as_uuid()),
-        }
+        Self { from_version: m.from_seq, to_version: m.to_seq, at: m.at, by: m.by.map(|u| *u.as_uuid()) }
     }
 }
 

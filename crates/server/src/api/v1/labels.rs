@@ -6,7 +6,9 @@ use axum::response::IntoResponse;
 use promptvault_core::Bump;
 use promptvault_core::authz::Principal;
 
-use super::dto::{LabelDetail, LabelDto, LabelList, LabelMoveDto, RollbackRequest, RollbackResponse, SetLabelRequest};
+use super::dto::{
+    LabelDetail, LabelDto, LabelList, LabelMoveDto, RollbackRequest, RollbackResponse, SetLabelRequest,
+};
 use super::versions::written;
 use super::{body_label, body_value, etag, if_match, path_label, path_name, version_ref};
 use crate::error::{ApiError, ApiJson, ApiPath, Problem};
@@ -20,10 +22,17 @@ use crate::state::AppState;
         (status = 200, body = LabelList),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list(State(s): State<AppState>, who: Principal, ApiPath(raw): ApiPath<String>) -> Result<axum::Json<LabelList>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<axum::Json<LabelList>, ApiError> {
     let name = path_name(&raw)?;
     let labels = s.registry.list_labels(&who, &name).await?;
-    Ok(axum::Json(LabelList { template: name.to_string(), items: labels.into_iter().map(Into::into).collect() }))
+    Ok(axum::Json(LabelList {
+        template: name.to_string(),
+        items: labels.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Get a label with its history of moves.
@@ -43,7 +52,10 @@ pub async fn get(
     let tag = view.revision.map(|r| etag("label", r));
     Ok((
         tag,
-        axum::Json(LabelDetail { label: view.into(), history: history.into_iter().map(LabelMoveDto::from).collect() }),
+        axum::Json(LabelDetail {
+            label: view.into(),
+            history: history.into_iter().map(LabelMoveDto::from).collect(),
+        }),
     ))
 }
 
@@ -67,7 +79,8 @@ pub async fn set(
 ) -> Result<impl IntoResponse, ApiError> {
     let name = path_name(&raw)?;
     let label = path_label(&label)?;
-    let to = version_ref(&req.version.as_text()).map_err(|e| ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, ..e })?;
+    let to = version_ref(&req.version.as_text())
+        .map_err(|e| ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, ..e })?;
     let expect = if_match(&headers, "label")?.flatten();
     let view = s.registry.set_label(&who, &name, &label, &to, expect).await?;
     let tag = view.revision.map(|r| etag("label", r));

@@ -62,8 +62,9 @@ pub(crate) fn body_value<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError>
 where
     T::Err: std::fmt::Display,
 {
-    raw.parse()
-        .map_err(|e: T::Err| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string()))
+    raw.parse().map_err(|e: T::Err| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
+    })
 }
 
 /// Like [`body_value`] for query parameters (400).
@@ -71,8 +72,7 @@ pub(crate) fn query_value<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError
 where
     T::Err: std::fmt::Display,
 {
-    raw.parse()
-        .map_err(|e: T::Err| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))
+    raw.parse().map_err(|e: T::Err| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))
 }
 
 /// The revision named by `If-Match`, if the header is present.
@@ -98,7 +98,11 @@ pub(crate) fn if_match(headers: &HeaderMap, kind: &str) -> Result<Option<Option<
 
 /// `If-Match` that must be present: a write without it could overwrite a
 /// change the writer never saw.
-pub(crate) fn required_if_match(headers: &HeaderMap, kind: &str, current: impl FnOnce() -> Option<Revision>) -> Result<Revision, ApiError> {
+pub(crate) fn required_if_match(
+    headers: &HeaderMap,
+    kind: &str,
+    current: impl FnOnce() -> Option<Revision>,
+) -> Result<Revision, ApiError> {
     match if_match(headers, kind)? {
         Some(Some(r)) => Ok(r),
         // `*`: the caller accepts whatever is current, where that is allowed.

@@ -21,7 +21,10 @@ fn key(raw: &str, status: StatusCode) -> Result<PromptTypeKey, ApiError> {
         (status = 200, body = ListPromptTypes),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list(State(s): State<AppState>, who: Principal) -> Result<axum::Json<ListPromptTypes>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+) -> Result<axum::Json<ListPromptTypes>, ApiError> {
     let items = s.registry.list_prompt_types(&who).await?;
     Ok(axum::Json(ListPromptTypes { items: items.into_iter().map(Into::into).collect() }))
 }
@@ -51,7 +54,11 @@ pub async fn create(
         (status = 200, body = PromptTypeDto, headers(("ETag" = String))),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(State(s): State<AppState>, who: Principal, ApiPath(raw): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let t = s.registry.get_prompt_type(&who, &key(&raw, StatusCode::BAD_REQUEST)?).await?;
     Ok((etag("type", t.revision), axum::Json(PromptTypeDto::from(t))))
 }

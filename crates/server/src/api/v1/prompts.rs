@@ -10,7 +10,10 @@ use promptvault_core::{DeploymentModel, PromptId};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::dto::{MetricsDto, OutcomeRequest, PromptDto, RenderRequestDto, RenderResponse, RenderedMessageDto, UsageDto, VersionUsageDto};
+use super::dto::{
+    MetricsDto, OutcomeRequest, PromptDto, RenderRequestDto, RenderResponse, RenderedMessageDto, UsageDto,
+    VersionUsageDto,
+};
 use super::{NO_STORE, body_label, body_value, path_name, version_ref};
 use crate::error::{ApiError, ApiJson, ApiPath, Problem};
 use crate::service::{ReadSelector, RenderRequest};
@@ -101,7 +104,11 @@ pub async fn render(
         (status = 200, body = MetricsDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn metrics(State(s): State<AppState>, who: Principal, ApiPath(raw): ApiPath<String>) -> Result<axum::Json<MetricsDto>, ApiError> {
+pub async fn metrics(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<axum::Json<MetricsDto>, ApiError> {
     let name = path_name(&raw)?;
     let (t, m) = s.registry.metrics(&who, &name).await?;
     Ok(axum::Json(MetricsDto {
@@ -122,7 +129,11 @@ pub async fn metrics(State(s): State<AppState>, who: Principal, ApiPath(raw): Ap
         (status = 200, body = PromptDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(State(s): State<AppState>, who: Principal, ApiPath(id): ApiPath<Uuid>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
     let p = s.registry.get_prompt(&who, PromptId::from(id)).await?;
     Ok(([NO_STORE], axum::Json(PromptDto::from(p))))
 }

@@ -4,13 +4,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use promptvault_core::authz::Principal;
-use promptvault_core::{ChatItem, PromptTypeKey, SecurityClassification, Tag, TemplateBody, TemplateName, UserId};
+use promptvault_core::{
+    ChatItem, PromptTypeKey, SecurityClassification, Tag, TemplateBody, TemplateName, UserId,
+};
 use promptvault_store::{PageRequest, TemplateFilter};
 use serde_json::Value;
 
 use super::dto::{
-    CreateTemplateRequest, LabelRef, ListTemplatesQuery, ReadQuery, TemplateCreated, TemplateDto, TemplatePage,
-    TemplateSummary, UpdateTemplateRequest, VersionDto,
+    CreateTemplateRequest, LabelRef, ListTemplatesQuery, ReadQuery, TemplateCreated, TemplateDto,
+    TemplatePage, TemplateSummary, UpdateTemplateRequest, VersionDto,
 };
 use super::{NO_STORE, body_value, etag, path_label, path_name, query_value, required_if_match, version_ref};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
@@ -36,7 +38,9 @@ pub(crate) fn body(
 ) -> Result<TemplateBody, ApiError> {
     let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_template", m);
     match (text, messages) {
-        (Some(_), Some(_)) => Err(invalid("give template_text (a text template) or messages (a chat template), not both".into())),
+        (Some(_), Some(_)) => Err(invalid(
+            "give template_text (a text template) or messages (a chat template), not both".into(),
+        )),
         (Some(t), None) => Ok(TemplateBody::Text(t)),
         (None, Some(m)) => {
             let items: Vec<ChatItem> =
@@ -52,7 +56,10 @@ pub(crate) fn body(
 pub(crate) fn tags(raw: Vec<String>) -> Result<Vec<Tag>, ApiError> {
     let mut tags = raw
         .iter()
-        .map(|t| Tag::parse(t).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", e.to_string())))
+        .map(|t| {
+            Tag::parse(t)
+                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     tags.sort();
     tags.dedup();
@@ -81,7 +88,11 @@ pub async fn list(
         query: q.q,
     };
     if filter.query.as_ref().is_some_and(|q| q.len() > 500) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the search query may be at most 500 characters"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "the search query may be at most 500 characters",
+        ));
     }
     let page = PageRequest { limit: q.limit.unwrap_or(50), cursor: q.cursor };
     let found = s.registry.list_templates(&who, &filter, &page).await?;

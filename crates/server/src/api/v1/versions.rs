@@ -7,7 +7,10 @@ use promptvault_core::authz::Principal;
 use promptvault_core::{Bump, TemplateName};
 use promptvault_store::PageRequest;
 
-use super::dto::{ChangeDto, CreateVersionRequest, DiffDto, DiffQuery, PageQuery, VersionDto, VersionPage, VersionPointer, VersionWritten};
+use super::dto::{
+    ChangeDto, CreateVersionRequest, DiffDto, DiffQuery, PageQuery, VersionDto, VersionPage, VersionPointer,
+    VersionWritten,
+};
 use super::templates::body;
 use super::{NO_STORE, body_value, etag, path_name, required_if_match, version_ref};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
@@ -35,7 +38,8 @@ async fn content(
         || req.parameter_schema.is_none()
         || req.config.is_none();
     let base = if needs_base {
-        let read = ReadSelector { label: base.is_none().then(promptvault_core::LabelName::latest), version: base };
+        let read =
+            ReadSelector { label: base.is_none().then(promptvault_core::LabelName::latest), version: base };
         Some(s.registry.read_template(who, name, &read).await?.version)
     } else {
         None
@@ -153,7 +157,11 @@ pub async fn update(
     let vref = version_ref(&v)?;
     let expect = required_if_match(&headers, "ver", || None)?;
     if req.base_version.is_some() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "base_version applies to new versions only"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "base_version applies to new versions only",
+        ));
     }
     let (content, bump) = content(&s, &who, &name, &mut req, Some(vref.clone())).await?;
     let edited = s
@@ -163,7 +171,13 @@ pub async fn update(
             &name,
             &vref,
             expect,
-            CreateVersion { content, bump, change_description: req.change_description, base_version: None, restored_from: None },
+            CreateVersion {
+                content,
+                bump,
+                change_description: req.change_description,
+                base_version: None,
+                restored_from: None,
+            },
         )
         .await?;
     let revision = edited.version.revision;
