@@ -186,7 +186,7 @@ impl<V> std::fmt::Debug for IncludePlan<V> {
 impl<V: Clone> IncludePlan<V> {
     pub fn new(root: &TemplateName, body: &TemplateBody) -> Result<Self, RefError> {
         let mut plan = Self { pending: Vec::new(), resolved: BTreeMap::new() };
-        plan.enqueue(&[root.clone()], body)?;
+        plan.enqueue(std::slice::from_ref(root), body)?;
         Ok(plan)
     }
 

@@ -169,7 +169,7 @@ impl Settings {
             .merge(Serialized::defaults(overrides));
         let settings: Settings = fig
             .extract()
-            .map_err(|e| SettingsError::Load(e.to_string().replace("PROMPTVAULT_", "PROMPTVAULT_")))?;
+            .map_err(|e| SettingsError::Load(e.to_string()))?;
         settings.validate()
     }
 
@@ -295,14 +295,11 @@ mod tests {
 
     #[test]
     fn validation_says_what_to_change() {
-        let mut s = Settings::default();
-        s.default_label = "Prod!".into();
+        let s = Settings { default_label: "Prod!".into(), ..Settings::default() };
         assert!(s.validate().unwrap_err().to_string().contains("default_label"));
-        let mut s = Settings::default();
-        s.database_url = Some(Secret::new("mysql://x".into()));
+        let s = Settings { database_url: Some(Secret::new("mysql://x".into())), ..Settings::default() };
         assert!(s.validate().unwrap_err().to_string().contains("sqlite:// or postgres://"));
-        let mut s = Settings::default();
-        s.admin_token = Some(Secret::new("short".into()));
+        let s = Settings { admin_token: Some(Secret::new("short".into())), ..Settings::default() };
         assert!(s.validate().unwrap_err().to_string().contains("32 characters"));
     }
 

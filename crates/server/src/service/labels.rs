@@ -35,7 +35,7 @@ pub enum Rollback {
 #[derive(Debug, Clone)]
 pub enum RolledBack {
     Label(LabelView),
-    Version(VersionCreated),
+    Version(Box<VersionCreated>),
 }
 
 fn reserved() -> ServiceError {
@@ -218,7 +218,7 @@ impl Registry {
                         },
                     )
                     .await?;
-                Ok(RolledBack::Version(created))
+                Ok(RolledBack::Version(Box::new(created)))
             }
         }
     }

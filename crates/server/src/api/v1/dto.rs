@@ -471,7 +471,7 @@ pub enum RollbackRequest {
 #[serde(tag = "strategy", rename_all = "snake_case")]
 pub enum RollbackResponse {
     MoveLabel { label: LabelDto },
-    NewVersion { version: VersionWritten },
+    NewVersion { version: Box<VersionWritten> },
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -141,6 +141,6 @@ pub async fn rollback(
     let done = s.registry.rollback(&who, &name, how).await?;
     Ok(axum::Json(match done {
         RolledBack::Label(view) => RollbackResponse::MoveLabel { label: view.into() },
-        RolledBack::Version(v) => RollbackResponse::NewVersion { version: written(&name, v) },
+        RolledBack::Version(v) => RollbackResponse::NewVersion { version: Box::new(written(&name, *v)) },
     }))
 }
