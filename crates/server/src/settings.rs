@@ -167,9 +167,7 @@ impl Settings {
         fig = fig
             .merge(Env::prefixed("PROMPTVAULT_").split("__").ignore(CLIENT_ENV))
             .merge(Serialized::defaults(overrides));
-        let settings: Settings = fig
-            .extract()
-            .map_err(|e| SettingsError::Load(e.to_string()))?;
+        let settings: Settings = fig.extract().map_err(|e| SettingsError::Load(e.to_string()))?;
         settings.validate()
     }
 

@@ -240,8 +240,7 @@ impl CompiledTemplate {
         }
         let mut variables = BTreeSet::new();
         for (template, source, index) in sources {
-            env.add_template_owned(template.clone(), source)
-                .map_err(|e| syntax_error(index, &e))?;
+            env.add_template_owned(template.clone(), source).map_err(|e| syntax_error(index, &e))?;
             if let Ok(t) = env.get_template(&template) {
                 variables.extend(t.undeclared_variables(false));
             }
