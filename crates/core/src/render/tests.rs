@@ -266,3 +266,29 @@ fn syntax_errors_name_the_part_and_line() {
     let err = analyze_body(&body).unwrap_err();
     assert!(err.to_string().starts_with("message 1: syntax error on line 1"), "{err}");
 }
+
+#[test]
+fn imports_and_extends_resolve_like_includes() {
+    let body = TemplateBody::Text(r#"{% import "lib/macros" as m %}{{ m.greet(name) }}"#.into());
+    let t = CompiledTemplate::compile(
+        "uses-macros",
+        &body,
+        &greeting_schema(),
+        vec![("lib/macros".into(), "{% macro greet(who) %}Hi {{ who }}!{% endmacro %}".into())],
+        RenderLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(text(t.render(json!({"name": "Ada"}), &none()).unwrap()), "Hi Ada!");
+    let child = TemplateBody::Text(
+        r#"{% extends "base|label=production" %}{% block body %}Dear {{ name }}{% endblock %}"#.into(),
+    );
+    let t = CompiledTemplate::compile(
+        "child",
+        &child,
+        &greeting_schema(),
+        vec![("base|label=production".into(), "<{% block body %}{% endblock %}>".into())],
+        RenderLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(text(t.render(json!({"name": "Ada"}), &none()).unwrap()), "<Dear Ada>");
+}

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use promptvault_core::TemplateName;
-use promptvault_core::model::{Template, Version};
+use promptvault_core::model::{Label, Template, Version};
 use promptvault_core::render::CompiledTemplate;
 use promptvault_store::{ChangeNotice, VersionSelector};
 use tokio::sync::broadcast;
@@ -51,6 +51,7 @@ pub struct CompiledKey {
 
 pub struct Caches {
     resolved: RwLock<HashMap<TemplateName, HashMap<SelectorKey, Resolved>>>,
+    labels: RwLock<HashMap<TemplateName, Arc<Vec<Label>>>>,
     compiled: RwLock<HashMap<CompiledKey, Arc<CompiledTemplate>>>,
     generation: AtomicU64,
     max_entries: usize,
@@ -69,6 +70,7 @@ impl Caches {
     pub fn new(max_entries: usize) -> Self {
         Self {
             resolved: RwLock::new(HashMap::new()),
+            labels: RwLock::new(HashMap::new()),
             compiled: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             max_entries: max_entries.max(16),
@@ -101,6 +103,22 @@ impl Caches {
         map.entry(name).or_default().insert(key, value);
     }
 
+    pub fn get_labels(&self, name: &TemplateName) -> Option<Arc<Vec<Label>>> {
+        self.labels.read().ok()?.get(name).cloned()
+    }
+
+    /// Caches a template's labels unless a change happened since `generation`.
+    pub fn insert_labels(&self, generation: u64, name: TemplateName, labels: Arc<Vec<Label>>) {
+        let Ok(mut map) = self.labels.write() else { return };
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if map.len() >= self.max_entries {
+            map.clear();
+        }
+        map.insert(name, labels);
+    }
+
     pub fn get_compiled(&self, key: &CompiledKey) -> Option<Arc<CompiledTemplate>> {
         let hit = self.compiled.read().ok()?.get(key).cloned();
         metrics::counter!("promptvault_cache_lookups_total", "cache" => "compiled", "result" => if hit.is_some() { "hit" } else { "miss" }).increment(1);
@@ -118,12 +136,21 @@ impl Caches {
     /// Drops what a change may have made stale.
     pub fn invalidate(&self, notice: &ChangeNotice) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let Ok(mut map) = self.resolved.write() else { return };
-        match &notice.template {
-            Some(name) => {
-                map.remove(name);
+        if let Ok(mut map) = self.resolved.write() {
+            match &notice.template {
+                Some(name) => {
+                    map.remove(name);
+                }
+                None => map.clear(),
             }
-            None => map.clear(),
+        }
+        if let Ok(mut map) = self.labels.write() {
+            match &notice.template {
+                Some(name) => {
+                    map.remove(name);
+                }
+                None => map.clear(),
+            }
         }
     }
 

@@ -50,7 +50,11 @@ pub async fn reads_resolve_the_default_label_or_say_what_is_missing(db: Db) {
     r.problem(404, "label_not_found");
     let detail = r.body["detail"].as_str().unwrap();
     assert!(detail.contains("production") && detail.contains("latest"), "{detail}");
+    let cached = s.get("templates/greet?label=latest").await;
+    assert_eq!(cached.ok(200)["labels"], json!([{"name": "latest", "version_seq": 1}]));
     s.put("templates/greet/labels/production", &json!({"version": 1})).await.ok(200);
+    let r = s.get("templates/greet?label=latest").await;
+    assert_eq!(r.ok(200)["labels"].as_array().unwrap().len(), 2, "the label list is not served stale");
     let r = s.get("templates/greet").await;
     assert_eq!(r.ok(200)["version"]["seq"], 1);
     assert_eq!(
@@ -191,4 +195,40 @@ pub async fn deleting_a_template_keeps_its_renderings(db: Db) {
     s.get("templates/gone?label=latest").await.problem(404, "template_not_found");
     let p = s.get(&format!("prompts/{id}")).await;
     assert_eq!(p.ok(200)["prompt_text"], "Hi x");
+}
+
+pub async fn first_start_creates_an_admin_key_once(db: Db) {
+    let mut config = crate::support::settings(&db);
+    config.admin_token = None;
+    let server = promptvault_server::start(config.clone()).await.expect("start");
+    let boot = server.bootstrap().expect("first start bootstraps");
+    let token = boot.generated_token.as_ref().expect("a token is generated").expose().to_owned();
+    let file = boot.token_file.clone().expect("written to a file");
+    assert_eq!(file, db.dir.path().join("admin-token"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let mut s = TestServer {
+        server: Some(server),
+        base: String::new(),
+        http: reqwest::Client::new(),
+        token: Some(token.clone()),
+    };
+    s.base = format!("http://{}", s.server.as_ref().unwrap().local_addr());
+    s.get("templates").await.ok(200);
+    s.stop().await;
+    // A second start finds the key and creates nothing.
+    let server = promptvault_server::start(config).await.expect("restart");
+    assert!(server.bootstrap().is_none());
+    let mut s = TestServer {
+        base: format!("http://{}", server.local_addr()),
+        server: Some(server),
+        http: reqwest::Client::new(),
+        token: Some(token),
+    };
+    s.get("templates").await.ok(200);
+    s.stop().await;
 }

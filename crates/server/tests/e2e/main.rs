@@ -16,6 +16,7 @@ fn main() {
         catalog::listing_filters_pages_and_search,
         catalog::prompt_types_and_contracts,
         catalog::deleting_a_template_keeps_its_renderings,
+        catalog::first_start_creates_an_admin_key_once,
         versions::semantic_versions_are_computed,
         versions::stale_bases_and_unchanged_content_are_refused,
         versions::drafts_are_edited_in_place_with_if_match,
