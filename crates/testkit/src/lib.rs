@@ -110,37 +110,46 @@ pub type Case = fn(Arc<TestDb>) -> CaseFuture;
 
 /// Runs every case against SQLite, and against PostgreSQL when configured.
 pub fn run_cases(cases: &[(&'static str, Case)]) -> ! {
+    run_suite(cases, &[])
+}
+
+/// Like [`run_cases`], plus cases that only mean something on PostgreSQL
+/// (several processes sharing one database); without a database those are
+/// reported as ignored.
+pub fn run_suite(cases: &[(&'static str, Case)], postgres_only: &[(&'static str, Case)]) -> ! {
     let args = Arguments::from_args();
     let pg = std::env::var(PG_ENV).is_ok();
     let mut trials = Vec::new();
-    for &(name, case) in cases {
-        for kind in [Kind::Sqlite, Kind::Postgres] {
-            let trial = Trial::test(format!("{}::{name}", kind.name()), move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(async move {
-                    let db = Arc::new(TestDb::new(kind).await);
-                    let outcome = tokio::spawn(case(db.clone())).await;
-                    db.cleanup().await;
-                    outcome.map_err(|e| {
-                        if e.is_panic() {
-                            let p = e.into_panic();
-                            p.downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                                .unwrap_or_else(|| "test panicked".to_owned())
-                                .into()
-                        } else {
-                            e.to_string().into()
-                        }
-                    })
+    let runs = cases
+        .iter()
+        .flat_map(|&(name, case)| [(name, case, Kind::Sqlite), (name, case, Kind::Postgres)])
+        .chain(postgres_only.iter().map(|&(name, case)| (name, case, Kind::Postgres)));
+    for (name, case, kind) in runs {
+        let trial = Trial::test(format!("{}::{name}", kind.name()), move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let db = Arc::new(TestDb::new(kind).await);
+                let outcome = tokio::spawn(case(db.clone())).await;
+                db.cleanup().await;
+                outcome.map_err(|e| {
+                    if e.is_panic() {
+                        let p = e.into_panic();
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                            .unwrap_or_else(|| "test panicked".to_owned())
+                            .into()
+                    } else {
+                        e.to_string().into()
+                    }
                 })
-            });
-            trials.push(trial.with_ignored_flag(kind == Kind::Postgres && !pg));
-        }
+            })
+        });
+        trials.push(trial.with_ignored_flag(kind == Kind::Postgres && !pg));
     }
     libtest_mimic::run(&args, trials).exit()
 }

@@ -232,3 +232,35 @@ pub async fn first_start_creates_an_admin_key_once(db: Db) {
     s.get("templates").await.ok(200);
     s.stop().await;
 }
+
+/// Two server processes on one PostgreSQL database: a write through one is
+/// seen through the other at once, although both cache what they read
+/// (invalidation travels by LISTEN/NOTIFY).
+pub async fn servers_sharing_postgres_see_each_others_writes(db: Db) {
+    let mut a = TestServer::start(&db).await;
+    let mut b = TestServer::start(&db).await;
+    a.template("shared", "one", &[]).await;
+    a.post("templates/shared/versions", &json!({"template_text": "two words"})).await.ok(201);
+    a.put("templates/shared/labels/production", &json!({"version": 1})).await.ok(200);
+    // B reads (and caches) production → 1.
+    for _ in 0..3 {
+        assert_eq!(b.get("templates/shared").await.ok(200)["version"]["seq"], 1);
+    }
+    let render = json!({"parameters": {}});
+    assert_eq!(b.post("templates/shared/render", &render).await.ok(200)["text"], "one");
+    // A moves the label; B must follow without a restart.
+    a.put("templates/shared/labels/production", &json!({"version": 2})).await.ok(200);
+    let mut seen = None;
+    for _ in 0..200 {
+        let v = b.get("templates/shared").await.ok(200)["version"]["seq"].clone();
+        if v == 2 {
+            seen = Some(v);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(seen, Some(json!(2)), "B kept serving the old label");
+    assert_eq!(b.post("templates/shared/render", &render).await.ok(200)["text"], "two words");
+    a.stop().await;
+    b.stop().await;
+}
