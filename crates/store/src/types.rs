@@ -197,3 +197,15 @@ pub enum Expect {
     /// Write only if the row is at this revision.
     Revision(Revision),
 }
+
+impl Expect {
+    /// Refuses the write when the row moved past the expected revision.
+    pub(crate) fn check(self, what: &'static str, current: Revision) -> Result<(), crate::StoreError> {
+        match self {
+            Expect::Revision(r) if r != current => {
+                Err(crate::StoreError::Stale { what, current: Some(current) })
+            }
+            _ => Ok(()),
+        }
+    }
+}

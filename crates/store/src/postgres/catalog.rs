@@ -8,7 +8,7 @@ use sqlx::types::Json;
 
 use super::codec::{self, TEMPLATE_COLS, TEMPLATE_FROM};
 use super::search::refresh_search;
-use super::{PgStore, check, notify};
+use super::{PgStore, notify};
 use crate::error::{Result, StoreError};
 use crate::rows::ContentColumns;
 use crate::types::{Expect, NewTemplate, NewVersion, TemplatePatch};
@@ -65,7 +65,7 @@ impl PgStore {
     ) -> Result<Template> {
         let mut tx = self.pool.begin().await?;
         let current = lock_template(&mut tx, name, "FOR NO KEY UPDATE OF t").await?;
-        check(expect, "template", current.revision)?;
+        expect.check("template", current.revision)?;
         let tags: Vec<String> = patch
             .tags
             .map(|t| t.into_iter().map(|t| t.into_string()).collect())
@@ -95,7 +95,7 @@ impl PgStore {
     pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let current = lock_template(&mut tx, name, "FOR UPDATE OF t").await?;
-        check(expect, "template", current.revision)?;
+        expect.check("template", current.revision)?;
         // Labels first: they reference versions without a cascade.
         sqlx::query("DELETE FROM prompt_label WHERE template_id = $1")
             .bind(current.id.as_uuid())

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use super::catalog::lock_template_by_id;
 use super::codec::{self, LABEL_COLS};
 use super::versions::load_version;
-use super::{PgStore, check, notify};
+use super::{PgStore, notify};
 use crate::error::{Result, StoreError};
 use crate::types::Expect;
 
@@ -74,7 +74,7 @@ impl PgStore {
         let Some(current) = find_label(&mut tx, template, label).await? else {
             return Err(StoreError::NotFound(format!("label {label} of template {}", t.name)));
         };
-        check(expect, "label", current.revision)?;
+        expect.check("label", current.revision)?;
         sqlx::query("DELETE FROM prompt_label WHERE template_id = $1 AND name = $2")
             .bind(template.as_uuid())
             .bind(label.as_str())

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use promptvault_core::model::{Label, LabelMove, PromptRecord, PromptType, Revision, Template, Version};
+use promptvault_core::model::{Label, LabelMove, PromptRecord, PromptType, Template, Version};
 use promptvault_core::{
     ApiKeyId, LabelName, PromptId, PromptTypeId, PromptTypeKey, TemplateId, TemplateName, UserId,
     VersionStatus,
@@ -34,7 +34,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::broadcast;
 
 use crate::StoreOptions;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::store::{Backend, Store};
 use crate::types::{
     ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
@@ -82,12 +82,6 @@ impl PgStore {
 }
 
 /// The optimistic-concurrency check shared by every conditional write.
-fn check(expect: Expect, what: &'static str, current: Revision) -> Result<()> {
-    match expect {
-        Expect::Revision(r) if r != current => Err(StoreError::Stale { what, current: Some(current) }),
-        _ => Ok(()),
-    }
-}
 
 #[async_trait]
 impl Store for PgStore {

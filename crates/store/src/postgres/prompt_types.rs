@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use super::codec::{self, TYPE_COLS};
-use super::{PgStore, check, notify};
+use super::{PgStore, notify};
 use crate::error::{Conflict, Result, StoreError};
 use crate::types::{Expect, NewPromptType, PromptTypePatch};
 
@@ -78,7 +78,7 @@ impl PgStore {
     ) -> Result<PromptType> {
         let mut tx = self.pool.begin().await?;
         let current = lock_prompt_type(&mut tx, key, "FOR NO KEY UPDATE").await?;
-        check(expect, "prompt type", current.revision)?;
+        expect.check("prompt type", current.revision)?;
         let name = patch.name.unwrap_or(current.name);
         let schema = patch.schema.unwrap_or(current.schema);
         let sql = format!(
@@ -103,7 +103,7 @@ impl PgStore {
         // FOR UPDATE conflicts with the key-share lock a template insert
         // takes on its type, so the count below sees every committed user.
         let current = lock_prompt_type(&mut tx, key, "FOR UPDATE").await?;
-        check(expect, "prompt type", current.revision)?;
+        expect.check("prompt type", current.revision)?;
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM prompt_template WHERE prompt_type_id = $1")
             .bind(current.id.as_uuid())
             .fetch_one(&mut *tx)

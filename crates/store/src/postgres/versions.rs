@@ -12,7 +12,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use super::catalog::{insert_version, lock_template_by_id};
 use super::codec::{self, TEMPLATE_COLS, TEMPLATE_FROM, VERSION_COLS};
 use super::search::refresh_search;
-use super::{PgStore, check, notify};
+use super::{PgStore, notify};
 use crate::cursor::{self, Position};
 use crate::error::{Conflict, Result, StoreError};
 use crate::rows::ContentColumns;
@@ -101,7 +101,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
-        check(expect, "version", current.revision)?;
+        expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
         }
@@ -148,7 +148,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
-        check(expect, "version", current.revision)?;
+        expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
         }
@@ -196,7 +196,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
-        check(expect, "version", current.revision)?;
+        expect.check("version", current.revision)?;
         sqlx::query("UPDATE prompt_template_version SET status = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(status.as_str())
             .bind(at)

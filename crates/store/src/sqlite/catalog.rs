@@ -1,7 +1,7 @@
 //! Prompt types and templates (metadata, listing, search) on SQLite.
 
 use chrono::{DateTime, Utc};
-use promptvault_core::model::{PromptType, Revision, Template, Version};
+use promptvault_core::model::{PromptType, Template, Version};
 use promptvault_core::{ChatItem, PromptTypeKey, TemplateBody, TemplateName};
 use sqlx::{Acquire, QueryBuilder, Sqlite, SqliteConnection};
 
@@ -14,13 +14,6 @@ use crate::types::{
     Expect, NewPromptType, NewTemplate, NewVersion, Page, PageRequest, PromptTypePatch, TemplateFilter,
     TemplatePatch,
 };
-
-fn check(expect: Expect, what: &'static str, current: Revision) -> Result<()> {
-    match expect {
-        Expect::Revision(r) if r != current => Err(StoreError::Stale { what, current: Some(current) }),
-        _ => Ok(()),
-    }
-}
 
 impl SqliteStore {
     pub(super) async fn create_prompt_type_impl(
@@ -85,7 +78,7 @@ impl SqliteStore {
             return Err(StoreError::NotFound(format!("prompt type {key}")));
         };
         let current = codec::prompt_type(&row)?.decode()?;
-        check(expect, "prompt type", current.revision)?;
+        expect.check("prompt type", current.revision)?;
         let name = patch.name.unwrap_or(current.name);
         let schema = patch.schema.unwrap_or(current.schema);
         sqlx::query("UPDATE prompt_type SET name = ?, schema = ?, updated_at = ?, revision = revision + 1 WHERE id = ?")
@@ -110,7 +103,7 @@ impl SqliteStore {
             return Err(StoreError::NotFound(format!("prompt type {key}")));
         };
         let current = codec::prompt_type(&row)?.decode()?;
-        check(expect, "prompt type", current.revision)?;
+        expect.check("prompt type", current.revision)?;
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM prompt_template WHERE prompt_type_id = ?")
             .bind(current.id.to_string())
             .fetch_one(&mut *tx)
@@ -177,7 +170,7 @@ impl SqliteStore {
     ) -> Result<Template> {
         let mut tx = self.writer.begin().await?;
         let current = load_template(&mut tx, name).await?;
-        check(expect, "template", current.revision)?;
+        expect.check("template", current.revision)?;
         let type_id = patch.prompt_type_id.unwrap_or(current.prompt_type_id);
         let tags: Vec<String> = patch
             .tags
@@ -208,7 +201,7 @@ impl SqliteStore {
     pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let current = load_template(&mut tx, name).await?;
-        check(expect, "template", current.revision)?;
+        expect.check("template", current.revision)?;
         let id = current.id.to_string();
         sqlx::query(
             "DELETE FROM template_search WHERE rowid = (SELECT rowid FROM prompt_template WHERE id = ?)",

@@ -56,13 +56,6 @@ async fn find_version(
     row.map(|r| codec::version(&r)?.decode()).transpose()
 }
 
-fn check(expect: Expect, what: &'static str, current: promptvault_core::model::Revision) -> Result<()> {
-    match expect {
-        Expect::Revision(r) if r != current => Err(StoreError::Stale { what, current: Some(current) }),
-        _ => Ok(()),
-    }
-}
-
 impl SqliteStore {
     pub(super) async fn create_version_impl(
         &self,
@@ -108,7 +101,7 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
-        check(expect, "version", current.revision)?;
+        expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
         }
@@ -156,7 +149,7 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
-        check(expect, "version", current.revision)?;
+        expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
         }
@@ -204,7 +197,7 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
-        check(expect, "version", current.revision)?;
+        expect.check("version", current.revision)?;
         sqlx::query(
             "UPDATE prompt_template_version SET status = ?, updated_at = ?, revision = revision + 1 WHERE id = ?",
         )
@@ -327,7 +320,7 @@ impl SqliteStore {
         let Some(current) = find_label(&mut tx, template, label).await? else {
             return Err(StoreError::NotFound(format!("label {label} of template {}", t.name)));
         };
-        check(expect, "label", current.revision)?;
+        expect.check("label", current.revision)?;
         sqlx::query("DELETE FROM prompt_label WHERE template_id = ? AND name = ?")
             .bind(template.to_string())
             .bind(label.as_str())
