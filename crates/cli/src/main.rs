@@ -25,7 +25,7 @@ const EXIT_CODES: &str = "Exit codes:
 /// A self-hosted registry for prompt templates: versioned, validated,
 /// rendered and recorded.
 #[derive(Debug, Parser)]
-#[command(name = "promptvault", version, about, after_help = EXIT_CODES, propagate_version = true)]
+#[command(name = "promptvault", version, about, after_help = EXIT_CODES)]
 struct Cli {
     /// Server URL for the client verbs.
     #[arg(long, global = true, env = "PROMPTVAULT_URL", default_value = "http://127.0.0.1:8080")]
