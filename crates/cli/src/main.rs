@@ -1,5 +1,16 @@
 //! `promptvault`: the server (`serve`, `demo`) and its command-line client.
 
+// Standard output may close before everything is written (`promptvault
+// openapi | head`), and std's `print!`/`println!` panic then. These shadow
+// them in the whole crate: the process ends quietly instead.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { print!("\n") };
+    ($($arg:tt)*) => { print!("{}\n", format_args!($($arg)*)) };
+}
+
 mod client;
 mod cmd;
 mod output;
@@ -160,7 +171,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "promptvault", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "promptvault", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
         Command::Types(c) => cmd::catalog::types(&client()?, out, c).await,

@@ -37,19 +37,27 @@ pub async fn templates_are_created_from_files_and_stdin(db: Db) {
     let t = cli.run(&["--json", "templates", "show", "support/greet", "--label", "latest"]).await.json();
     assert_eq!(t["description"], "Greets a customer");
     assert_eq!(t["tags"], json!(["a", "b"]));
-    assert_eq!(t["version"]["template_text"], "Hello {{ name }}{% if shop %}, welcome to {{ shop }}{% endif %}.");
+    assert_eq!(
+        t["version"]["template_text"],
+        "Hello {{ name }}{% if shop %}, welcome to {{ shop }}{% endif %}."
+    );
     assert_eq!(t["version"]["parameter_schema"]["required"], json!(["name"]));
     assert_eq!(t["version"]["change_description"], "first cut");
 
     // Piped on standard input, with the schema inferred from the text.
-    let r = cli.cmd(&["templates", "create", "piped", "--infer-schema"]).stdin("Hi {{ who }}, from {{ team }}").run().await;
+    let r = cli
+        .cmd(&["templates", "create", "piped", "--infer-schema"])
+        .stdin("Hi {{ who }}, from {{ team }}")
+        .run()
+        .await;
     assert_eq!(r.ok(), "created piped version 1 (1.0.0), a draft\n");
     let v = cli.run(&["--json", "versions", "show", "piped", "1"]).await.json();
     assert_eq!(v["template_text"], "Hi {{ who }}, from {{ team }}");
     assert_eq!(v["parameter_schema"]["required"], json!(["team", "who"]));
     assert_eq!(v["parameter_schema"]["properties"]["who"], json!({"type": "string"}));
     // `--file -` reads standard input too.
-    let r = cli.cmd(&["templates", "create", "dash", "--file", "-"]).stdin("No variables here.\n").run().await;
+    let r =
+        cli.cmd(&["templates", "create", "dash", "--file", "-"]).stdin("No variables here.\n").run().await;
     assert_eq!(r.ok(), "created dash version 1 (1.0.0), a draft\n");
     let v = cli.run(&["--json", "versions", "show", "dash", "1"]).await.json();
     assert_eq!(v["template_text"], "No variables here.\n");
@@ -61,11 +69,16 @@ pub async fn templates_are_created_from_files_and_stdin(db: Db) {
             {"type": "placeholder", "name": "history"},
             {"role": "user", "content": "{{ question }}"}]"#,
     );
-    let r = cli.run(&["templates", "create", "chat/helper", "--chat", "--file", &messages, "--infer-schema"]).await;
+    let r = cli
+        .run(&["templates", "create", "chat/helper", "--chat", "--file", &messages, "--infer-schema"])
+        .await;
     assert_eq!(r.ok(), "created chat/helper version 1 (1.0.0), a draft\n");
     let out = cli.run(&["templates", "show", "chat/helper", "--label", "latest"]).await;
     let out = out.ok();
-    assert!(out.contains("[system] You help {{ team }}.\n[placeholder: history]\n[user] {{ question }}\n"), "{out}");
+    assert!(
+        out.contains("[system] You help {{ team }}.\n[placeholder: history]\n[user] {{ question }}\n"),
+        "{out}"
+    );
     assert!(out.contains("\"question\""), "the inferred schema is shown: {out}");
 
     // Refusals.
@@ -81,7 +94,11 @@ pub async fn templates_are_created_from_files_and_stdin(db: Db) {
     assert!(r.fails(6).contains("--chat expects a JSON list of messages"), "{r}");
     let r = cli.run(&["templates", "create", "nofile", "--file", "/nonexistent/promptvault.txt"]).await;
     assert!(r.fails(6).contains("/nonexistent/promptvault.txt"), "{r}");
-    let r = cli.cmd(&["templates", "create", "both", "--schema", &schema, "--infer-schema"]).stdin("x").run().await;
+    let r = cli
+        .cmd(&["templates", "create", "both", "--schema", &schema, "--infer-schema"])
+        .stdin("x")
+        .run()
+        .await;
     assert_eq!(r.code, 2, "{r}");
     // None of the refused writes created anything.
     let all = cli.run(&["--json", "templates", "list"]).await.json();
@@ -151,8 +168,9 @@ pub async fn templates_are_listed_filtered_paged_and_searched(db: Db) {
     assert_eq!(r.ok().lines().count(), 3, "a header and two rows: {r}");
     assert!(r.stderr.starts_with("more: --cursor ") && r.stderr.lines().count() == 1, "{r}");
     let cursor = r.stderr["more: --cursor ".len()..].split_whitespace().next().expect("a cursor").to_owned();
-    let next =
-        cli.run(&["--json", "templates", "list", "--folder", "bulk", "--limit", "2", "--cursor", &cursor]).await;
+    let next = cli
+        .run(&["--json", "templates", "list", "--folder", "bulk", "--limit", "2", "--cursor", &cursor])
+        .await;
     assert_eq!(names(&next.json()), ["bulk/t2", "bulk/t3"]);
     let page = cli.run(&["--json", "templates", "list", "--folder", "bulk", "--limit", "2"]).await.json();
     assert_eq!(names(&page), ["bulk/t0", "bulk/t1"]);
@@ -184,7 +202,10 @@ pub async fn templates_are_listed_filtered_paged_and_searched(db: Db) {
 pub async fn templates_are_shown_updated_and_deleted(db: Db) {
     let cli = Cli::start(&db).await;
     let text = cli.file("t.txt", "Hi {{ name }}");
-    let schema = cli.file("s.json", r#"{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}"#);
+    let schema = cli.file(
+        "s.json",
+        r#"{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}"#,
+    );
     cli.run(&["templates", "create", "greet", "--file", &text, "--schema", &schema]).await.ok();
 
     // The default label (production) is not set yet.
@@ -217,7 +238,9 @@ pub async fn templates_are_shown_updated_and_deleted(db: Db) {
     assert_eq!(r.code, 2, "{r}");
 
     // Metadata updates.
-    let r = cli.run(&["templates", "update", "greet", "--description", "Says hello", "--tag", "x", "--tag", "y"]).await;
+    let r = cli
+        .run(&["templates", "update", "greet", "--description", "Says hello", "--tag", "x", "--tag", "y"])
+        .await;
     assert_eq!(r.ok(), "updated greet (revision 2)\n");
     let t = cli.run(&["--json", "templates", "show", "greet"]).await.json();
     assert_eq!((t["description"].clone(), t["tags"].clone()), (json!("Says hello"), json!(["x", "y"])));
@@ -249,8 +272,10 @@ pub async fn templates_are_shown_updated_and_deleted(db: Db) {
 
 pub async fn prompt_types_are_managed(db: Db) {
     let cli = Cli::start(&db).await;
-    let contract =
-        cli.file("agent.json", r#"{"properties": {"agent_name": {"type": "string"}}, "required": ["agent_name"]}"#);
+    let contract = cli.file(
+        "agent.json",
+        r#"{"properties": {"agent_name": {"type": "string"}}, "required": ["agent_name"]}"#,
+    );
     let r = cli.run(&["types", "create", "agent", "--name", "Agents", "--schema", &contract]).await;
     assert_eq!(r.ok(), "created prompt type agent\n");
     cli.run(&["types", "create", "notes", "--name", "Notes"]).await.ok();
@@ -283,7 +308,11 @@ pub async fn prompt_types_are_managed(db: Db) {
     // A template of the type must meet the contract; then the type is in use.
     let r = cli.cmd(&["templates", "create", "a1", "--type", "agent"]).stdin("hello").run().await;
     assert!(r.fails(6).contains("agent_name"), "{r}");
-    let r = cli.cmd(&["templates", "create", "a1", "--type", "agent", "--infer-schema"]).stdin("I am {{ agent_name }}").run().await;
+    let r = cli
+        .cmd(&["templates", "create", "a1", "--type", "agent", "--infer-schema"])
+        .stdin("I am {{ agent_name }}")
+        .run()
+        .await;
     r.ok();
     let r = cli.run(&["types", "delete", "agent"]).await;
     assert!(r.fails(4).contains("[in_use]"), "{r}");

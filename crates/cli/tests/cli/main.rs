@@ -23,5 +23,7 @@ fn main() {
         render::outcomes_are_recorded_and_counted,
         misc::refusals_map_to_exit_codes,
         misc::offline_verbs_print_documents,
+        misc::answers_that_are_not_the_api_are_one_line_errors,
+        misc::a_closed_stdout_ends_quietly,
     ])
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Cli, Db};
+use crate::support::{Call, Cli, Db, FakeServer, http_response};
 
 pub async fn refusals_map_to_exit_codes(db: Db) {
     let cli = Cli::start(&db).await;
@@ -16,7 +16,11 @@ pub async fn refusals_map_to_exit_codes(db: Db) {
     let r = cli.cmd(&["templates", "list", "--token", "not-a-valid-token-at-all"]).token(None).run().await;
     r.fails(5);
     // --token wins over the environment.
-    let r = cli.cmd(&["--json", "templates", "list", "--token", super::support::TOKEN]).token(Some(wrong)).run().await;
+    let r = cli
+        .cmd(&["--json", "templates", "list", "--token", super::support::TOKEN])
+        .token(Some(wrong))
+        .run()
+        .await;
     assert!(r.json()["items"].is_array(), "{r}");
 
     // Nothing listening.
@@ -34,7 +38,10 @@ pub async fn refusals_map_to_exit_codes(db: Db) {
     // Usage errors: clap's message starts with `error: ` and names the flag.
     let r = cli.run(&["templates", "list", "--bogus"]).await;
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.starts_with("error: ") && r.stderr.lines().next().is_some_and(|l| l.contains("--bogus")), "{r}");
+    assert!(
+        r.stderr.starts_with("error: ") && r.stderr.lines().next().is_some_and(|l| l.contains("--bogus")),
+        "{r}"
+    );
     assert_eq!(r.stdout, "", "{r}");
     let r = cli.run(&["frobnicate"]).await;
     assert_eq!(r.code, 2, "{r}");
@@ -76,11 +83,69 @@ pub async fn offline_verbs_print_documents(_db: Db) {
     assert_eq!(r.stderr, "");
 }
 
+pub async fn answers_that_are_not_the_api_are_one_line_errors(_db: Db) {
+    // A proxy's error page: the status, not the markup.
+    let page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n";
+    let fake = FakeServer::start(http_response("502 Bad Gateway", "text/html", page)).await;
+    let r = Call::new(&["templates", "list"]).url(&fake.url).token(Some("t")).run().await;
+    assert_eq!(r.fails(7), "error: 502 Bad Gateway");
+    // Plain text: its first line, after the status.
+    let text = "upstream connect error\nreset reason: connection failure\n";
+    let fake = FakeServer::start(http_response("503 Service Unavailable", "text/plain", text)).await;
+    let r = Call::new(&["types", "show", "x"]).url(&fake.url).run().await;
+    assert_eq!(r.fails(7), "error: 503 Service Unavailable: upstream connect error");
+    // A problem document whose detail spans lines is still one line.
+    let problem = r#"{"status": 422, "code": "invalid_template", "detail": "syntax error\n  on line 2:\n    unexpected end"}"#;
+    let fake =
+        FakeServer::start(http_response("422 Unprocessable Entity", "application/problem+json", problem))
+            .await;
+    let r = Call::new(&["templates", "show", "x"]).url(&fake.url).run().await;
+    assert_eq!(r.fails(6), "error: syntax error on line 2: unexpected end [invalid_template]");
+    // Success without JSON is not a result: a web server that is not promptvault.
+    let fake = FakeServer::start(http_response(
+        "200 OK",
+        "text/html",
+        "<html>\n<body>Welcome to nginx!</body>\n</html>\n",
+    ))
+    .await;
+    let r = Call::new(&["templates", "list"]).url(&fake.url).run().await;
+    let msg = r.fails(7);
+    assert!(msg.contains(&fake.url) && msg.contains("is it a promptvault server?"), "{r}");
+    // Not HTTP at all.
+    let fake = FakeServer::start("SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
+    let r = Call::new(&["templates", "list"]).url(&fake.url).run().await;
+    let msg = r.fails(7);
+    assert!(msg.starts_with(&format!("error: cannot reach {}: the request failed: ", fake.url)), "{r}");
+}
+
+pub async fn a_closed_stdout_ends_quietly(db: Db) {
+    let cli = Cli::start(&db).await;
+    let text = cli.file("t.txt", "plain");
+    cli.run(&["templates", "create", "t", "--file", &text]).await.ok();
+    // `promptvault … | head`: no panic, no message, success.
+    for args in [
+        &["openapi"][..],
+        &["completions", "zsh"],
+        &["config", "example"],
+        &["templates", "list"],
+        &["--json", "templates", "list"],
+        &["templates", "show", "t", "--label", "latest"],
+    ] {
+        let r = cli.cmd(args).run_with_stdout_closed().await;
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r}");
+    }
+    // An error is still reported, on stderr.
+    let r = cli.cmd(&["templates", "show", "nope"]).run_with_stdout_closed().await;
+    assert_eq!(r.code, 3, "{r}");
+    assert!(r.stderr.starts_with("error: ") && r.stderr.lines().count() == 1, "{r}");
+    cli.stop().await;
+}
+
 /// Runs the binary with an unreachable server URL.
 struct Offline;
 
 impl Offline {
     async fn run(&self, args: &[&str]) -> crate::support::Run {
-        crate::support::Call::new(args).url("http://127.0.0.1:1").run().await
+        Call::new(args).url("http://127.0.0.1:1").run().await
     }
 }

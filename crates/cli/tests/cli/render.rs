@@ -26,12 +26,17 @@ pub async fn render_takes_parameters_from_flags_files_and_stdin(db: Db) {
     let vars = cli.file("vars.json", r#"{"name": "Bo", "n": 1}"#);
     let r = cli.run(&["render", "r/greet", "--version", "1", "--vars-file", &vars]).await;
     assert_eq!(r.ok(), "Hello Bo, 2 times!\n");
-    let r = cli.run(&["render", "r/greet", "--version", "1.0.0", "--vars-file", &vars, "-v", "name=Cy"]).await;
+    let r =
+        cli.run(&["render", "r/greet", "--version", "1.0.0", "--vars-file", &vars, "-v", "name=Cy"]).await;
     assert_eq!(r.ok(), "Hello Cy, 2 times!\n");
     // Parameters piped in as JSON, or as `--vars-file -`.
     let r = cli.cmd(&["render", "r/greet", "--label", "latest"]).stdin(r#"{"name": "Di"}"#).run().await;
     assert_eq!(r.ok(), "Hello Di!\n");
-    let r = cli.cmd(&["render", "r/greet", "--label", "latest", "--vars-file", "-"]).stdin(r#"{"name": "Ed", "n": 0}"#).run().await;
+    let r = cli
+        .cmd(&["render", "r/greet", "--label", "latest", "--vars-file", "-"])
+        .stdin(r#"{"name": "Ed", "n": 0}"#)
+        .run()
+        .await;
     assert_eq!(r.ok(), "Hello Ed!\n");
 
     // --json: the API's answer, prompt id included; nothing on stderr.

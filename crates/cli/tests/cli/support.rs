@@ -2,6 +2,7 @@
 //! against it.
 
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,33 +99,48 @@ impl Call {
         self
     }
 
+    fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_promptvault"));
+        // Only what the test sets: no NO_COLOR, PROMPTVAULT_* or RUST_LOG
+        // from the environment running the tests.
+        cmd.env_clear().arg("--no-color").args(&self.args);
+        if let Some(url) = &self.url {
+            cmd.env("PROMPTVAULT_URL", url);
+        }
+        if let Some(token) = &self.token {
+            cmd.env("PROMPTVAULT_TOKEN", token);
+        }
+        cmd
+    }
+
     /// Runs the binary (on a blocking thread) and collects what it printed.
     pub async fn run(self) -> Run {
         let what = format!("promptvault {}", self.args.join(" "));
         let output = tokio::task::spawn_blocking(move || {
-            let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_promptvault"));
-            // Only what the test sets: no NO_COLOR, PROMPTVAULT_* or RUST_LOG
-            // from the environment running the tests.
-            cmd.env_clear().arg("--no-color").args(&self.args).timeout(RUN_TIMEOUT);
-            if let Some(url) = &self.url {
-                cmd.env("PROMPTVAULT_URL", url);
-            }
-            if let Some(token) = &self.token {
-                cmd.env("PROMPTVAULT_TOKEN", token);
-            }
+            let mut cmd = assert_cmd::Command::from_std(self.command());
             // Standard input is always a pipe; without input it is closed at once.
-            cmd.write_stdin(self.stdin.unwrap_or_default());
-            cmd.output()
+            cmd.write_stdin(self.stdin.unwrap_or_default()).timeout(RUN_TIMEOUT).output()
         })
         .await
         .expect("the blocking task runs")
         .unwrap_or_else(|e| panic!("{what}: cannot run the binary: {e}"));
-        Run {
-            code: output.status.code().unwrap_or_else(|| panic!("{what}: killed by a signal")),
-            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-            what,
-        }
+        Run::new(what, output)
+    }
+
+    /// Runs the binary with standard output closed by the reader before
+    /// anything is written, as `promptvault … | head -0` would.
+    pub async fn run_with_stdout_closed(self) -> Run {
+        let what = format!("promptvault {} | (closed)", self.args.join(" "));
+        let output = tokio::task::spawn_blocking(move || {
+            let mut child =
+                self.command().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+            drop(child.stdout.take());
+            child.wait_with_output()
+        })
+        .await
+        .expect("the blocking task runs")
+        .unwrap_or_else(|e| panic!("{what}: cannot run the binary: {e}"));
+        Run::new(what, output)
     }
 }
 
@@ -138,6 +154,15 @@ pub struct Run {
 }
 
 impl Run {
+    fn new(what: String, output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or_else(|| panic!("{what}: killed by a signal")),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+            what,
+        }
+    }
+
     /// Asserts success and returns standard output.
     #[track_caller]
     pub fn ok(&self) -> &str {
@@ -204,8 +229,7 @@ pub fn normalize(text: &str) -> String {
 }
 
 fn shaped(s: &[char], pattern: &str, digit: fn(char) -> bool) -> bool {
-    s.len() >= pattern.len()
-        && pattern.chars().zip(s).all(|(p, &c)| if p == '9' { digit(c) } else { p == c })
+    s.len() >= pattern.len() && pattern.chars().zip(s).all(|(p, &c)| if p == '9' { digit(c) } else { p == c })
 }
 
 fn is_timestamp(s: &[char]) -> bool {
@@ -234,4 +258,53 @@ pub fn names(list: &Value) -> Vec<String> {
         .iter()
         .map(|t| t["name"].as_str().expect("a name").to_owned())
         .collect()
+}
+
+/// A server that is not promptvault: it answers every request with
+/// `response` (raw HTTP, or anything else) and closes the connection.
+pub struct FakeServer {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeServer {
+    pub async fn start(response: impl Into<String>) -> FakeServer {
+        let response: Arc<str> = response.into().into();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let response = response.clone();
+                tokio::spawn(async move {
+                    // Read the request head, then answer.
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = conn.write_all(response.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        FakeServer { url, task }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP/1.1 response with this status line, content type and body.
+pub fn http_response(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }

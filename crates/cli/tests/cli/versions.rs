@@ -21,7 +21,11 @@ pub async fn versions_are_computed_refused_listed_and_compared(db: Db) {
     assert!(out.starts_with("created sv version 2 (1.1.0, minor bump), a draft\n"), "{r}");
     assert!(out.lines().skip(1).any(|l| l.trim_start().starts_with("minor")), "the change is listed: {r}");
     // Asking for more than needed is fine; the content may also be piped.
-    let r = cli.cmd(&["versions", "create", "sv", "--bump", "major"]).stdin("Welcome, {{ name }}, to the shop.\n").run().await;
+    let r = cli
+        .cmd(&["versions", "create", "sv", "--bump", "major"])
+        .stdin("Welcome, {{ name }}, to the shop.\n")
+        .run()
+        .await;
     assert!(r.ok().starts_with("created sv version 3 (2.0.0, major bump), a draft\n"), "{r}");
     // Asking for less is refused, with the reason.
     let narrowed = cli.file("s2.json", &schema(r#"{"name": {"type": "string", "maxLength": 5}}"#, &["name"]));
@@ -58,9 +62,27 @@ pub async fn versions_are_computed_refused_listed_and_compared(db: Db) {
     );
     assert!(rows[3].ends_with(&["new", "wording"]), "{r}");
     let list = cli.run(&["--json", "versions", "list", "sv", "--limit", "2"]).await.json();
-    let seqs: Vec<u64> = list["items"].as_array().expect("items").iter().map(|v| v["seq"].as_u64().expect("seq")).collect();
+    let seqs: Vec<u64> =
+        list["items"].as_array().expect("items").iter().map(|v| v["seq"].as_u64().expect("seq")).collect();
     assert_eq!(seqs, [4, 3]);
     insta::assert_snapshot!("versions_list", normalize(out));
+    // Pages: one page says how to go on; --all follows every page.
+    let r = cli.run(&["versions", "list", "sv", "--limit", "3"]).await;
+    assert_eq!(r.ok().lines().count(), 4, "a header and three rows: {r}");
+    assert!(r.stderr.starts_with("more: --cursor ") && r.stderr.lines().count() == 1, "{r}");
+    let cursor = r.stderr["more: --cursor ".len()..].split_whitespace().next().expect("a cursor").to_owned();
+    let rest =
+        cli.run(&["--json", "versions", "list", "sv", "--limit", "3", "--cursor", &cursor]).await.json();
+    assert_eq!(
+        rest["items"].as_array().map(|i| i.iter().map(|v| v["seq"].clone()).collect()),
+        Some(vec![json!(1)])
+    );
+    let r = cli.run(&["versions", "list", "sv", "--limit", "1", "--all"]).await;
+    assert_eq!(normalize(r.ok()), normalize(out), "{r}");
+    assert_eq!(r.stderr, "", "{r}");
+    let all = cli.run(&["--json", "versions", "list", "sv", "--limit", "1", "--all"]).await.json();
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(4));
+    assert!(all["next_cursor"].is_null(), "{all:#}");
 
     // Show, by number and by semantic version.
     let r = cli.run(&["versions", "show", "sv", "2"]).await;
@@ -83,7 +105,10 @@ pub async fn versions_are_computed_refused_listed_and_compared(db: Db) {
     assert!(!out.contains('\u{1b}'), "no ANSI escapes: {r}");
     let r = cli.run(&["versions", "diff", "sv"]).await;
     let out = r.ok();
-    assert!(out.contains("\n-Welcome, {{ name }}, to the shop.\n+Hello {{ name }}.\n"), "newest against the one before: {r}");
+    assert!(
+        out.contains("\n-Welcome, {{ name }}, to the shop.\n+Hello {{ name }}.\n"),
+        "newest against the one before: {r}"
+    );
     let d = cli.run(&["--json", "versions", "diff", "sv", "3", "4"]).await.json();
     assert_eq!((d["from"]["seq"].clone(), d["to"]["seq"].clone()), (json!(3), json!(4)));
     let r = cli.run(&["versions", "diff", "sv", "1", "1"]).await;
@@ -104,7 +129,10 @@ pub async fn drafts_are_edited_and_deleted(db: Db) {
     let r = cli.run(&["versions", "edit", "draft", "2", "--file", &fix, "-m", "fix"]).await;
     assert!(r.ok().starts_with("edited draft version 2 (1.0.1, patch bump), a draft\n"), "{r}");
     let v = cli.run(&["--json", "versions", "show", "draft", "2"]).await.json();
-    assert_eq!((v["template_text"].clone(), v["change_description"].clone()), (json!("v1  text\n"), json!("fix")));
+    assert_eq!(
+        (v["template_text"].clone(), v["change_description"].clone()),
+        (json!("v1  text\n"), json!("fix"))
+    );
     let r = cli.cmd(&["versions", "edit", "draft", "1.0.1"]).stdin("v1 text again, longer").run().await;
     assert!(r.ok().starts_with("edited draft version 2 (1.1.0, minor bump)"), "{r}");
     // An older version is not edited.
