@@ -18,6 +18,7 @@ mod output;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use client::{CliError, Client, exit};
@@ -132,9 +133,14 @@ pub struct DemoArgs {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        // Help asked for, or a group without its verb: clap prints the help.
+        Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+        Err(e) => {
+            eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+            return ExitCode::from(exit::USAGE);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -151,6 +157,16 @@ fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// Clap's usage error on one line, like every other error: its paragraphs
+/// (the error, tips, usage) joined with `; `, without the `--help` hint.
+fn one_line_usage_error(text: &str) -> String {
+    text.split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty() && !p.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -195,5 +211,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let e = Cli::try_parse_from(["promptvault", "templates", "show", "x", "--lable", "y"]).unwrap_err();
+        assert_eq!(
+            one_line_usage_error(&e.render().to_string()),
+            "error: unexpected argument '--lable' found; tip: a similar argument exists: '--label'; \
+             Usage: promptvault templates show --label <LABEL> <NAME>"
+        );
     }
 }

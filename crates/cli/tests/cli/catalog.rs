@@ -59,6 +59,20 @@ pub async fn templates_are_created_from_files_and_stdin(db: Db) {
     let r =
         cli.cmd(&["templates", "create", "dash", "--file", "-"]).stdin("No variables here.\n").run().await;
     assert_eq!(r.ok(), "created dash version 1 (1.0.0), a draft\n");
+    // A config file and a long description go along.
+    let config = cli.file("config.json", r#"{"model": "small", "temperature": 0.2}"#);
+    let long = cli.file("long.md", "# Configured\n\nWith *markdown*.\n");
+    let r = cli
+        .cmd(&["templates", "create", "configured", "--config", &config, "--long-description", &long])
+        .stdin("Configured.")
+        .run()
+        .await;
+    r.ok();
+    let t = cli.run(&["--json", "templates", "show", "configured", "--label", "latest"]).await.json();
+    assert_eq!(t["version"]["config"], json!({"model": "small", "temperature": 0.2}));
+    assert_eq!(t["long_description_markdown"], "# Configured\n\nWith *markdown*.\n");
+    let r = cli.run(&["templates", "show", "configured", "--label", "latest"]).await;
+    assert!(r.ok().ends_with("config\n{\n  \"model\": \"small\",\n  \"temperature\": 0.2\n}\n"), "{r}");
     let v = cli.run(&["--json", "versions", "show", "dash", "1"]).await.json();
     assert_eq!(v["template_text"], "No variables here.\n");
 
@@ -99,10 +113,10 @@ pub async fn templates_are_created_from_files_and_stdin(db: Db) {
         .stdin("x")
         .run()
         .await;
-    assert_eq!(r.code, 2, "{r}");
+    r.fails(2);
     // None of the refused writes created anything.
     let all = cli.run(&["--json", "templates", "list"]).await.json();
-    assert_eq!(names(&all), ["chat/helper", "dash", "piped", "support/greet"]);
+    assert_eq!(names(&all), ["chat/helper", "configured", "dash", "piped", "support/greet"]);
     cli.stop().await;
 }
 
@@ -183,7 +197,7 @@ pub async fn templates_are_listed_filtered_paged_and_searched(db: Db) {
     assert_eq!(r.ok().lines().count(), 7, "{r}");
     assert_eq!(r.stderr, "", "{r}");
     let r = cli.run(&["templates", "list", "--all", "--cursor", &cursor]).await;
-    assert_eq!(r.code, 2, "--all and --cursor conflict: {r}");
+    assert!(r.fails(2).contains("'--all' cannot be used with '--cursor <CURSOR>'"), "{r}");
     let r = cli.run(&["templates", "list", "--cursor", "not-a-cursor"]).await;
     assert!(r.fails(6).contains("[invalid_cursor]"), "{r}");
 
@@ -235,7 +249,7 @@ pub async fn templates_are_shown_updated_and_deleted(db: Db) {
     let r = cli.run(&["templates", "show", "nope", "--label", "latest"]).await;
     assert!(r.fails(3).contains("[template_not_found]"), "{r}");
     let r = cli.run(&["templates", "show", "greet", "--label", "latest", "--version", "1"]).await;
-    assert_eq!(r.code, 2, "{r}");
+    r.fails(2);
 
     // Metadata updates.
     let r = cli
@@ -317,7 +331,16 @@ pub async fn prompt_types_are_managed(db: Db) {
     let r = cli.run(&["types", "delete", "agent"]).await;
     assert!(r.fails(4).contains("[in_use]"), "{r}");
     let r = cli.run(&["types", "update", "notes", "--name", "Meeting notes"]).await;
-    assert!(r.ok().contains("name      Meeting notes\n"), "{r}");
+    let out = r.ok();
+    assert!(out.contains("name      Meeting notes\n") && out.contains("revision  2\n"), "{r}");
+    let r = cli.run(&["types", "update", "notes"]).await;
+    assert!(r.fails(2).contains("nothing to change"), "{r}");
+    let r = cli.run(&["types", "update", "notes", "--schema", &contract]).await;
+    assert!(r.ok().contains("contract:\n") && r.ok().contains("revision  3\n"), "{r}");
+    let r = cli.run(&["types", "update", "notes", "--no-schema"]).await;
+    assert!(!r.ok().contains("contract:") && r.ok().contains("revision  4\n"), "{r}");
+    let r = cli.run(&["types", "update", "notes", "--schema", &contract, "--no-schema"]).await;
+    r.fails(2);
     assert_eq!(cli.run(&["types", "delete", "notes"]).await.ok(), "deleted prompt type notes\n");
     let r = cli.run(&["types", "delete", "notes"]).await;
     assert!(r.fails(3).contains("[prompt_type_not_found]"), "{r}");

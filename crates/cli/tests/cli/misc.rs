@@ -35,19 +35,21 @@ pub async fn refusals_map_to_exit_codes(db: Db) {
     let r = cli.cmd(&["types", "list"]).url("ftp://127.0.0.1").run().await;
     assert!(r.fails(2).contains("http:// or https://"), "{r}");
 
-    // Usage errors: clap's message starts with `error: ` and names the flag.
+    // Usage errors: one line too, with clap's tip and the usage.
     let r = cli.run(&["templates", "list", "--bogus"]).await;
-    assert_eq!(r.code, 2, "{r}");
-    assert!(
-        r.stderr.starts_with("error: ") && r.stderr.lines().next().is_some_and(|l| l.contains("--bogus")),
-        "{r}"
-    );
-    assert_eq!(r.stdout, "", "{r}");
+    let msg = r.fails(2);
+    assert!(msg.starts_with("error: unexpected argument '--bogus' found; "), "{r}");
+    assert!(msg.ends_with("; Usage: promptvault templates list [OPTIONS]"), "{r}");
+    let r = cli.run(&["templates", "show", "x", "--lable", "y"]).await;
+    assert!(r.fails(2).contains("; tip: a similar argument exists: '--label'; "), "{r}");
     let r = cli.run(&["frobnicate"]).await;
-    assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.starts_with("error: ") && r.stderr.contains("frobnicate"), "{r}");
+    assert!(r.fails(2).starts_with("error: unrecognized subcommand 'frobnicate'"), "{r}");
+    let r = cli.run(&["render"]).await;
+    assert!(r.fails(2).contains("<NAME>"), "{r}");
+    // A group without its verb shows the group's help, and is a usage error.
     let r = cli.run(&["templates"]).await;
-    assert_eq!(r.code, 2, "a group without its verb: {r}");
+    r.fails(2);
+    assert!(r.stderr.contains("Usage: promptvault templates [OPTIONS] <COMMAND>"), "{r}");
     // --help and --version are not errors.
     let r = cli.run(&["--help"]).await;
     assert!(r.ok().contains("Exit codes:") && r.stderr.is_empty(), "{r}");
@@ -74,7 +76,7 @@ pub async fn offline_verbs_print_documents(_db: Db) {
     let r = cli.run(&["completions", "zsh"]).await;
     assert!(r.ok().starts_with("#compdef promptvault"), "{r}");
     let r = cli.run(&["completions", "tcsh"]).await;
-    assert_eq!(r.code, 2, "{r}");
+    r.fails(2);
 
     let r = cli.run(&["openapi"]).await;
     let doc: Value = r.json();

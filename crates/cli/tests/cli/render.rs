@@ -119,7 +119,22 @@ pub async fn outcomes_are_recorded_and_counted(db: Db) {
         r.ok().lines().map(|l| l.split_whitespace().map(str::to_owned).collect()).collect();
     assert_eq!(rows, [vec!["VERSION", "USED", "LAST", "USED", "SUCCESS"], vec!["all", "0", "-", "-"]], "{r}");
 
-    let first = prompt_id(cli.run(&["render", "m", "--label", "latest", "--var", "n=1"]).await.success());
+    let first = prompt_id(
+        cli.run(&[
+            "render",
+            "m",
+            "--label",
+            "latest",
+            "--var",
+            "n=1",
+            "--session-id",
+            "s1",
+            "--agent-id",
+            "a1",
+        ])
+        .await
+        .success(),
+    );
     let second = prompt_id(cli.run(&["render", "m", "--label", "latest", "--var", "n=2"]).await.success());
     let r = cli.run(&["outcome", &first, "--success", "--detail", "good"]).await;
     assert_eq!(r.ok(), format!("recorded success for {first}\n"));
@@ -148,6 +163,7 @@ pub async fn outcomes_are_recorded_and_counted(db: Db) {
     assert!(out.starts_with(&format!("id          {first}\nversion     v1\n")), "{r}");
     assert!(out.contains("outcome     success\n") && out.contains("parameters  {\"n\":\"1\"}\n"), "{r}");
     assert!(out.ends_with("\nHi 1\n"), "{r}");
+    assert!(out.contains("session     s1\nagent       a1\n"), "{r}");
 
     // Unknown prompts and bad ids.
     let unknown = "0190a0a0-0000-7000-8000-000000000000";
@@ -158,7 +174,7 @@ pub async fn outcomes_are_recorded_and_counted(db: Db) {
     let r = cli.run(&["outcome", "not-a-uuid", "--success"]).await;
     r.fails(6);
     let r = cli.run(&["outcome", &second]).await;
-    assert_eq!(r.code, 2, "--success or --failure is required: {r}");
+    assert!(r.fails(2).contains("--success"), "--success or --failure is required: {r}");
     let r = cli.run(&["metrics", "ghost"]).await;
     assert!(r.fails(3).ends_with("[template_not_found]"), "{r}");
     cli.stop().await;
