@@ -74,12 +74,32 @@ pub struct Call {
     stdin: Option<String>,
     url: Option<String>,
     token: Option<String>,
+    no_color: bool,
+    envs: Vec<(String, String)>,
 }
 
 impl Call {
     /// A run with no server URL and no token.
     pub fn new(args: &[&str]) -> Call {
-        Call { args: args.iter().map(|a| (*a).to_owned()).collect(), stdin: None, url: None, token: None }
+        Call {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            stdin: None,
+            url: None,
+            token: None,
+            no_color: true,
+            envs: Vec::new(),
+        }
+    }
+
+    /// Leaves out `--no-color`, which every other run gets.
+    pub fn colour_allowed(mut self) -> Self {
+        self.no_color = false;
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// Pipes `text` into standard input.
@@ -103,7 +123,11 @@ impl Call {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_promptvault"));
         // Only what the test sets: no NO_COLOR, PROMPTVAULT_* or RUST_LOG
         // from the environment running the tests.
-        cmd.env_clear().arg("--no-color").args(&self.args);
+        cmd.env_clear();
+        if self.no_color {
+            cmd.arg("--no-color");
+        }
+        cmd.args(&self.args).envs(self.envs.iter().map(|(k, v)| (k, v)));
         if let Some(url) = &self.url {
             cmd.env("PROMPTVAULT_URL", url);
         }
@@ -125,6 +149,32 @@ impl Call {
         .expect("the blocking task runs")
         .unwrap_or_else(|e| panic!("{what}: cannot run the binary: {e}"));
         Run::new(what, output)
+    }
+
+    /// Runs the binary with a terminal as standard input and output (a
+    /// pseudo-terminal from util-linux's `script`); standard error is merged
+    /// into standard output there, with `\r\n` line ends turned back to `\n`.
+    pub async fn run_in_terminal(self) -> Run {
+        let what = format!("promptvault {} (in a terminal)", self.args.join(" "));
+        let inner = self.command();
+        let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_str().expect("UTF-8").replace('\'', r"'\''"));
+        let line: Vec<String> =
+            std::iter::once(quote(inner.get_program())).chain(inner.get_args().map(quote)).collect();
+        let mut cmd = std::process::Command::new("script");
+        cmd.env_clear()
+            .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .args(["--quiet", "--return", "--command"])
+            .arg(line.join(" "))
+            .arg("/dev/null");
+        let output = tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::from_std(cmd).timeout(RUN_TIMEOUT).output()
+        })
+        .await
+        .expect("the blocking task runs")
+        .unwrap_or_else(|e| panic!("{what}: cannot run `script` (util-linux): {e}"));
+        let mut run = Run::new(what, output);
+        run.stdout = run.stdout.replace("\r\n", "\n");
+        run
     }
 
     /// Runs the binary with standard output closed by the reader before

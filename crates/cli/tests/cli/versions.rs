@@ -103,6 +103,18 @@ pub async fn versions_are_computed_refused_listed_and_compared(db: Db) {
     assert!(out.contains("\n-Greet {{ name }} warmly.\n+Welcome {{ name }} to the shop.\n"), "{r}");
     assert!(out.contains("changes (at least a minor bump)"), "{r}");
     assert!(!out.contains('\u{1b}'), "no ANSI escapes: {r}");
+    // On a terminal the diff is coloured, unless told not to be.
+    let diff = ["versions", "diff", "sv", "1", "2"];
+    let r = cli.cmd(&diff).colour_allowed().run_in_terminal().await;
+    let out = r.ok();
+    assert!(out.contains("\u{1b}[31m-Greet {{ name }} warmly.\u{1b}[39m\n"), "{r:?}");
+    assert!(out.contains("\u{1b}[32m+Welcome {{ name }} to the shop.\u{1b}[39m\n"), "{r:?}");
+    let r = cli.cmd(&diff).run_in_terminal().await;
+    assert!(r.ok().contains("\n-Greet {{ name }} warmly.\n") && !r.stdout.contains('\u{1b}'), "{r}");
+    let r = cli.cmd(&diff).colour_allowed().env("NO_COLOR", "1").run_in_terminal().await;
+    assert!(r.ok().contains("\n-Greet {{ name }} warmly.\n") && !r.stdout.contains('\u{1b}'), "{r}");
+    let r = cli.cmd(&diff).colour_allowed().run().await;
+    assert!(!r.ok().contains('\u{1b}'), "not a terminal: {r}");
     let r = cli.run(&["versions", "diff", "sv"]).await;
     let out = r.ok();
     assert!(
@@ -152,6 +164,13 @@ pub async fn drafts_are_edited_and_deleted(db: Db) {
     assert!(r.fails(3).ends_with("[version_not_found]"), "{r}");
     let r = cli.cmd(&["versions", "create", "draft"]).stdin("again").run().await;
     assert!(r.ok().starts_with("created draft version 3 "), "numbers are never reused: {r}");
+    assert_eq!(r.stderr, "", "{r}");
+    // Warnings go to stderr, the result to stdout.
+    let unused = cli.file("unused.json", &schema(r#"{"mood": {"type": "string"}}"#, &[]));
+    let r =
+        cli.cmd(&["versions", "create", "draft", "--schema", &unused]).stdin("again, moodless").run().await;
+    assert!(r.ok().starts_with("created draft version 4 "), "{r}");
+    assert_eq!(r.stderr, "warning: parameter `mood` is declared but the template does not use it\n");
     cli.stop().await;
 }
 
