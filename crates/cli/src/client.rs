@@ -136,11 +136,16 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| {
             let why = if e.is_connect() {
-                "is it running? (promptvault serve)"
+                "is it running? (promptvault serve)".to_owned()
             } else if e.is_timeout() {
-                "it did not answer in time"
+                "it did not answer in time".to_owned()
             } else {
-                "the request failed"
+                // The innermost cause says what went wrong (TLS, a garbled answer…).
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(inner) = cause.source() {
+                    cause = inner;
+                }
+                format!("the request failed: {}", one_line(&cause.to_string()))
             };
             CliError::new(exit::UNAVAILABLE, format!("cannot reach {}: {why}", self.base))
         })?;
@@ -154,7 +159,14 @@ impl Client {
             let body = if text.trim().is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
+                // Anything but JSON is not the API answering (a wrong URL, a
+                // proxy's page): printing it as an empty result would hide that.
+                serde_json::from_str(&text).map_err(|_| {
+                    CliError::new(
+                        exit::UNAVAILABLE,
+                        format!("{} answered {status} without JSON: is it a promptvault server?", self.base),
+                    )
+                })?
             };
             return Ok(Reply { body, etag });
         }
@@ -165,9 +177,15 @@ impl Client {
 /// Turns a problem document into a one-line error with its exit code.
 fn problem(status: StatusCode, text: &str) -> CliError {
     let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let detail = doc.get("detail").and_then(Value::as_str).unwrap_or(text).trim();
     let code = doc.get("code").and_then(Value::as_str).unwrap_or("");
-    let mut message = if detail.is_empty() { status.to_string() } else { detail.to_owned() };
+    let first_line = one_line(text.trim().lines().next().unwrap_or_default());
+    let mut message = match doc.get("detail").and_then(Value::as_str).map(one_line) {
+        Some(detail) if !detail.is_empty() => detail,
+        // Not a problem document (a proxy's error page, say): the status
+        // tells, with the first line of a plain-text answer.
+        _ if first_line.is_empty() || first_line.starts_with('<') => status.to_string(),
+        _ => format!("{status}: {first_line}"),
+    };
     if let Some(v) = doc.get("violations").and_then(Value::as_array) {
         let parts: Vec<String> = v
             .iter()
@@ -175,7 +193,7 @@ fn problem(status: StatusCode, text: &str) -> CliError {
                 format!(
                     "{}: {}",
                     x.get("pointer").and_then(Value::as_str).unwrap_or("/"),
-                    x.get("message").and_then(Value::as_str).unwrap_or("")
+                    one_line(x.get("message").and_then(Value::as_str).unwrap_or(""))
                 )
             })
             .collect();
@@ -193,4 +211,9 @@ fn problem(status: StatusCode, text: &str) -> CliError {
         _ => exit::FAILURE,
     };
     CliError::new(exit, message)
+}
+
+/// Error text on one line: line breaks and runs of spaces become one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

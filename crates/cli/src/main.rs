@@ -1,5 +1,16 @@
 //! `promptvault`: the server (`serve`, `demo`) and its command-line client.
 
+// Standard output may close before everything is written (`promptvault
+// openapi | head`), and std's `print!`/`println!` panic then. These shadow
+// them in the whole crate: the process ends quietly instead.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { print!("\n") };
+    ($($arg:tt)*) => { print!("{}\n", format_args!($($arg)*)) };
+}
+
 mod client;
 mod cmd;
 mod output;
@@ -7,6 +18,7 @@ mod output;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use client::{CliError, Client, exit};
@@ -121,9 +133,14 @@ pub struct DemoArgs {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        // Help asked for, or a group without its verb: clap prints the help.
+        Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+        Err(e) => {
+            eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+            return ExitCode::from(exit::USAGE);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -140,6 +157,16 @@ fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// Clap's usage error on one line, like every other error: its paragraphs
+/// (the error, tips, usage) joined with `; `, without the `--help` hint.
+fn one_line_usage_error(text: &str) -> String {
+    text.split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty() && !p.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -160,7 +187,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "promptvault", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "promptvault", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
         Command::Types(c) => cmd::catalog::types(&client()?, out, c).await,
@@ -182,5 +211,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let e = Cli::try_parse_from(["promptvault", "templates", "show", "x", "--lable", "y"]).unwrap_err();
+        assert_eq!(
+            one_line_usage_error(&e.render().to_string()),
+            "error: unexpected argument '--lable' found; tip: a similar argument exists: '--label'; \
+             Usage: promptvault templates show --label <LABEL> <NAME>"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Printing: tables for people, JSON for scripts.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
 use owo_colors::OwoColorize;
@@ -84,6 +84,20 @@ impl Out {
         } else {
             eprintln!("warning: {text}");
         }
+    }
+}
+
+/// Writes to standard output (what `print!` and `println!` do in this crate).
+/// When the reader has gone (`| head`) the process ends quietly with success;
+/// any other write failure is reported.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(i32::from(crate::client::exit::FAILURE));
     }
 }
 

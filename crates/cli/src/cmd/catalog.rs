@@ -245,6 +245,9 @@ pub async fn types(c: &Client, out: Out, cmd: TypeCommand) -> Result<()> {
             });
         }
         TypeCommand::Update { key, name, schema, no_schema } => {
+            if name.is_none() && schema.is_none() && !no_schema {
+                return Err(CliError::usage("nothing to change: give --name, --schema or --no-schema"));
+            }
             let path = format!("/prompt-types/{}", seg(&key));
             let current = c.get(&path).await?;
             let mut body = json!({});

@@ -14,6 +14,12 @@ pub enum VersionCommand {
         name: String,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Continue from a previous page's cursor.
+        #[arg(long, conflicts_with = "all")]
+        cursor: Option<String>,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
     },
     /// Show one version (number or semantic version).
     Show { name: String, version: String },
@@ -134,9 +140,24 @@ fn print_written(out: Out, b: &Value, verb: &str) {
 
 pub async fn versions(c: &Client, out: Out, cmd: VersionCommand) -> Result<()> {
     match cmd {
-        VersionCommand::List { name, limit } => {
-            let r = c.get(&format!("/templates/{}/versions?limit={limit}", seg(&name))).await?;
-            out.show(&r.body, |b| {
+        VersionCommand::List { name, limit, mut cursor, all } => {
+            let base = format!("/templates/{}/versions?limit={limit}", seg(&name));
+            let mut items = Vec::new();
+            let mut page;
+            loop {
+                let path = match &cursor {
+                    Some(cur) => format!("{base}&cursor={}", seg(cur)),
+                    None => base.clone(),
+                };
+                page = c.get(&path).await?.body;
+                items.extend(list(&page, "items").iter().cloned());
+                cursor = page.get("next_cursor").and_then(Value::as_str).map(str::to_owned);
+                if !all || cursor.is_none() {
+                    break;
+                }
+            }
+            page["items"] = Value::Array(items);
+            out.show(&page, |b| {
                 let rows = list(b, "items")
                     .iter()
                     .map(|v| {
@@ -151,6 +172,9 @@ pub async fn versions(c: &Client, out: Out, cmd: VersionCommand) -> Result<()> {
                     })
                     .collect();
                 out.table(&["#", "version", "status", "bump", "created", "change"], rows);
+                if let Some(n) = b["next_cursor"].as_str() {
+                    eprintln!("more: --cursor {n}  (or --all)");
+                }
             });
         }
         VersionCommand::Show { name, version } => {

@@ -1,0 +1,29 @@
+//! The built `promptvault` binary against a real server on 127.0.0.1:0, on
+//! SQLite and (with PROMPTVAULT_TEST_DATABASE_URL) PostgreSQL: what it
+//! prints, on which stream, and how it exits.
+
+mod catalog;
+mod misc;
+mod render;
+mod support;
+mod versions;
+
+fn main() {
+    promptvault_testkit::run_cases(promptvault_testkit::cases![
+        catalog::templates_are_created_from_files_and_stdin,
+        catalog::templates_are_listed_filtered_paged_and_searched,
+        catalog::templates_are_shown_updated_and_deleted,
+        catalog::prompt_types_are_managed,
+        versions::versions_are_computed_refused_listed_and_compared,
+        versions::drafts_are_edited_and_deleted,
+        versions::labels_are_set_listed_and_removed,
+        versions::rollback_moves_a_label_back_or_restores_content,
+        render::render_takes_parameters_from_flags_files_and_stdin,
+        render::chat_templates_render_messages,
+        render::outcomes_are_recorded_and_counted,
+        misc::refusals_map_to_exit_codes,
+        misc::offline_verbs_print_documents,
+        misc::answers_that_are_not_the_api_are_one_line_errors,
+        misc::a_closed_stdout_ends_quietly,
+    ])
+}
