@@ -99,7 +99,7 @@ pub struct ListArgs {
 /// Content flags shared by `templates create` and `versions create`.
 #[derive(Debug, Args, Default)]
 pub struct ContentArgs {
-    /// The template: a text file, or for --chat a JSON list of messages; `-` or piped input reads stdin.
+    /// The template: a text file, or for --chat a JSON list of messages; `-` reads stdin, and so does piped input when --file is absent.
     #[arg(long, short)]
     pub file: Option<PathBuf>,
     /// The file holds chat messages (JSON).

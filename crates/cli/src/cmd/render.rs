@@ -19,7 +19,7 @@ pub struct RenderArgs {
     /// A parameter: key=text, or key:=json for numbers, lists, objects.
     #[arg(long = "var", short = 'v')]
     pub vars: Vec<String>,
-    /// JSON file with the parameters (`-` for stdin; piped input is read too).
+    /// JSON file with the parameters (`-` for stdin). Without this and without --var, a JSON object piped in is read.
     #[arg(long)]
     pub vars_file: Option<PathBuf>,
     /// JSON file with chat placeholders: {"history": [{"role", "content"}, …]}.

@@ -89,6 +89,12 @@ impl Registry {
         schema: Option<Option<Value>>,
     ) -> Result<PromptType> {
         self.authorize(who, Action::Update, Resource::Type)?;
+        if name.is_none() && schema.is_none() {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                "nothing to change: give `name` or `schema`",
+            ));
+        }
         if let Some(n) = &name {
             check_type_name(n)?;
         }
@@ -264,6 +270,18 @@ impl Registry {
         patch: UpdateTemplate,
     ) -> Result<Template> {
         self.authorize(who, Action::Update, Resource::Template)?;
+        let empty = patch.type_key.is_none()
+            && patch.description.is_none()
+            && patch.long_description_markdown.is_none()
+            && patch.owner_id.is_none()
+            && patch.tags.is_none()
+            && patch.security_classification.is_none();
+        if empty {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                "nothing to change: the body names no field",
+            ));
+        }
         check_text("description", patch.description.as_ref().and_then(Option::as_deref), 2_000)?;
         check_text(
             "long_description_markdown",

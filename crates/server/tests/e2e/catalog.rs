@@ -87,8 +87,10 @@ pub async fn metadata_updates_need_the_current_etag(db: Db) {
         .await
         .problem(412, "precondition_failed");
     s.patch("templates/meta", &json!({"description": "x"}), "*").await.problem(428, "precondition_required");
+    s.patch("templates/meta", &json!({}), "\"tpl-2\"").await.problem(422, "invalid_request");
     let r = s.get("templates/meta?label=latest").await;
     assert_eq!(r.ok(200)["description"], "new");
+    assert_eq!(r.etag(), "\"tpl-2\"", "a refused patch changes nothing");
     // `null` clears; an absent field stays.
     let r = s.patch("templates/meta", &json!({"description": null}), "\"tpl-2\"").await;
     assert_eq!(r.ok(200)["description"], serde_json::Value::Null);
@@ -130,6 +132,8 @@ pub async fn listing_filters_pages_and_search(db: Db) {
     assert_eq!(r.ok(200)["items"].as_array().unwrap().len(), 1);
     let r = s.get("templates?q=thirty%20window").await;
     assert_eq!(r.ok(200)["items"][0]["name"], "support/refunds");
+    let r = s.get("templates?q=&folder=bulk").await;
+    assert_eq!(r.ok(200)["items"].as_array().unwrap().len(), 7, "an empty search is no search");
     let r = s.get("templates?q=refund").await;
     assert_eq!(r.ok(200)["items"][0]["name"], "support/refunds");
     let r = s.get("templates?classification=internal&status=draft&type=general&limit=200").await;
@@ -181,6 +185,8 @@ pub async fn prompt_types_and_contracts(db: Db) {
     conforms("patch", "/api/v1/prompt-types/{key}", &r);
     assert_eq!(r.ok(200)["name"], "Agent prompts");
     s.patch("prompt-types/agent", &json!({"name": "x"}), &etag).await.problem(412, "precondition_failed");
+    let current = s.get("prompt-types/agent").await.etag();
+    s.patch("prompt-types/agent", &json!({}), &current).await.problem(422, "invalid_request");
 }
 
 pub async fn deleting_a_template_keeps_its_renderings(db: Db) {

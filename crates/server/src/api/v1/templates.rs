@@ -85,7 +85,8 @@ pub async fn list(
         classification: q.classification.as_deref().map(query_value).transpose()?,
         owner_id: q.owner.map(UserId::from),
         folder: q.folder.filter(|f| !f.is_empty()),
-        query: q.q,
+        // An empty search is no search.
+        query: q.q.filter(|q| !q.trim().is_empty()),
     };
     if filter.query.as_ref().is_some_and(|q| q.len() > 500) {
         return Err(ApiError::new(
