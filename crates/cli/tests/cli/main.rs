@@ -5,6 +5,7 @@
 mod catalog;
 mod misc;
 mod render;
+mod serve;
 mod support;
 mod versions;
 
@@ -25,5 +26,6 @@ fn main() {
         misc::offline_verbs_print_documents,
         misc::answers_that_are_not_the_api_are_one_line_errors,
         misc::a_closed_stdout_ends_quietly,
+        serve::serve_layers_settings_and_stops_gracefully,
     ])
 }

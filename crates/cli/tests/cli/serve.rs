@@ -1,0 +1,109 @@
+//! `promptvault serve` as a process: layered settings, the admin token from
+//! the environment, and a graceful stop on SIGTERM that writes every queued
+//! usage record.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use promptvault_testkit::Kind;
+use serde_json::{Value, json};
+
+use crate::support::Db;
+
+const ADMIN: &str = "serve-test-admin-token-0123456789abcdef";
+
+/// Reads stderr until the server says where it listens.
+fn listening_on(stderr: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stderr.read_line(&mut line).expect("read the server's stderr");
+        assert!(n > 0, "the server exited before listening");
+        if let Some(rest) = line.trim().strip_prefix("promptvault is serving on ") {
+            return rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    }
+}
+
+pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data = db.dir.path().join("served");
+    let config = db.dir.path().join("promptvault.toml");
+    // The file sets the default label and a long flush interval; the
+    // environment gives the database and the token; the flag gives the address.
+    std::fs::write(&config, "default_label = \"stable\"\nlisten = \"127.0.0.1:9\"\n[usage]\nflush_interval_ms = 600000\nbatch_size = 100000\n")
+        .expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
+    cmd.args(["serve", "--config"]).arg(&config).args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+    cmd.env_clear()
+        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
+        .env("PROMPTVAULT_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if db.kind == Kind::Postgres {
+        cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
+            .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
+    }
+    let mut child = cmd.spawn().expect("start promptvault serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let addr = tokio::task::spawn_blocking(move || {
+        let addr = listening_on(&mut stderr);
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        addr
+    })
+    .await
+    .expect("reader");
+    let base = format!("{addr}/api/v1");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let req = http.request(method, format!("{base}/{path}")).bearer_auth(ADMIN);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        async move {
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, _) =
+        call(reqwest::Method::POST, "templates", Some(json!({"name": "served", "template_text": "Hi"})))
+            .await;
+    assert_eq!(status, 201);
+    let (status, _) =
+        call(reqwest::Method::PUT, "templates/served/labels/stable", Some(json!({"version": 1}))).await;
+    assert_eq!(status, 200);
+    // No label named: the file's default label is used.
+    let (status, body) = call(reqwest::Method::GET, "templates/served", None).await;
+    assert_eq!((status, body["version"]["seq"].clone()), (200, json!(1)), "{body}");
+    for _ in 0..25 {
+        let (status, _) = call(reqwest::Method::POST, "templates/served/render", Some(json!({}))).await;
+        assert_eq!(status, 200);
+    }
+    // With a ten-minute flush interval the records are still queued: SIGTERM
+    // must write them before the process exits.
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    assert!(status.success(), "serve exited with {status}");
+    // Read the counters with a fresh server on the same database.
+    let mut settings = promptvault_server::Settings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: data.clone(),
+        admin_token: None,
+        ..promptvault_server::Settings::default()
+    };
+    if db.kind == Kind::Postgres {
+        settings.database_url = Some(promptvault_server::secret::Secret::new(db.options.url.clone()));
+        settings.pg_schema = db.options.pg_schema.clone();
+    }
+    let server = promptvault_server::start(settings).await.expect("restart");
+    assert!(server.bootstrap().is_none(), "the key from the environment was kept");
+    let url = format!("http://{}/api/v1/templates/served/metrics", server.local_addr());
+    let m: Value =
+        http.get(url).bearer_auth(ADMIN).send().await.expect("metrics").json().await.expect("json");
+    assert_eq!(m["total"]["times_used"], 25, "{m}");
+    server.shutdown().await.expect("stop");
+}
