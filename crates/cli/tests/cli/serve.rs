@@ -12,6 +12,18 @@ use crate::support::Db;
 
 const ADMIN: &str = "serve-test-admin-token-0123456789abcdef";
 
+/// Kills the server if the test fails before stopping it.
+struct Reap(Option<std::process::Child>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Reads stderr until the server says where it listens.
 fn listening_on(stderr: &mut impl BufRead) -> String {
     let mut line = String::new();
@@ -44,8 +56,9 @@ pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
         cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
             .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
     }
-    let mut child = cmd.spawn().expect("start promptvault serve");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
+    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
+    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
     let addr = tokio::task::spawn_blocking(move || {
         let addr = listening_on(&mut stderr);
         // Keep draining so the server never blocks on a full pipe.
@@ -84,8 +97,9 @@ pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
     }
     // With a ten-minute flush interval the records are still queued: SIGTERM
     // must write them before the process exits.
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let killed = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
     assert!(killed.success());
+    let mut child = reap.0.take().expect("child");
     let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
     assert!(status.success(), "serve exited with {status}");
     // Read the counters with a fresh server on the same database.
