@@ -284,10 +284,10 @@ impl CompiledTemplate {
                 message: "NUL characters are not accepted".into(),
             }])
         };
-        if let Some(at) = crate::text::find_nul(&Value::Object(params.clone())) {
+        if let Some(at) = crate::text::find_nul_in(&params) {
             return Err(nul(at));
         }
-        if let Some(at) = crate::text::find_nul(&Value::Object(placeholders.clone())) {
+        if let Some(at) = crate::text::find_nul_in(placeholders) {
             return Err(nul(format!("/placeholders{at}")));
         }
         self.schema.apply_defaults(&mut params);
@@ -301,7 +301,7 @@ impl CompiledTemplate {
             .filter(|k| !self.declared.contains(k.as_str()))
             .map(|k| format!("parameter `{k}` is not declared by the template and was ignored"))
             .collect();
-        let ctx = to_value(&Value::Object(params.clone()));
+        let ctx = map_to_value(&params);
         let mut out = Limited::new(self.limits.max_output_bytes);
         let body = match self.parts.as_slice() {
             [Part::Template(t)] => {
@@ -451,12 +451,14 @@ fn to_value(v: &Value) -> JValue {
         }
         Value::String(s) => JValue::from(s.as_str()),
         Value::Array(a) => JValue::from(a.iter().map(to_value).collect::<Vec<_>>()),
-        Value::Object(o) => JValue::from_object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), to_value(v)))
-                .collect::<std::collections::BTreeMap<String, JValue>>(),
-        ),
+        Value::Object(o) => map_to_value(o),
     }
+}
+
+fn map_to_value(o: &Map<String, Value>) -> JValue {
+    JValue::from_object(
+        o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect::<std::collections::BTreeMap<String, JValue>>(),
+    )
 }
 
 /// An output buffer that refuses to grow past a limit.

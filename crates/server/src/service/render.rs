@@ -39,7 +39,8 @@ impl Registry {
         self.authorize(who, Action::Execute, Resource::Template)?;
         let resolved = self.resolve_cached(name, &req.selector).await?;
         let compiled = self.compiled(&resolved).await?;
-        let rendered = compiled.render(req.parameters, &req.placeholders)?;
+        let mut rendered = compiled.render(req.parameters, &req.placeholders)?;
+        let parameters = std::mem::take(&mut rendered.parameters);
         let (template, version) = (&resolved.0, &resolved.1);
         let prompt_id = PromptId::new();
         self.usage
@@ -49,7 +50,7 @@ impl Registry {
                 prompt_type_id: template.prompt_type_id,
                 version_id: version.id,
                 version_seq: version.seq,
-                data: Value::Object(rendered.parameters.clone()),
+                data: Value::Object(parameters),
                 prompt_text: rendered.body.to_text(),
                 sender_id: Some(who.user_id),
                 created_at: Self::now(),
