@@ -427,7 +427,7 @@ async fn load_one(
             now(),
         )
         .await?;
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         store.set_label(template.id, &label("staging"), corpus.versions, Expect::Any, None, now()).await?;
     }
     Ok(())
