@@ -219,16 +219,25 @@ run render "$base/api/v1/templates/$path_name/render" render
 
 # Every accepted render must have been recorded (the metrics call flushes the queue).
 recorded="$(api GET "/templates/$path_name/metrics" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["times_used"])')"
+# The server's own count of renders answered with 200 (Prometheus counter).
+answered="$(curl -fsS "$base/metrics" | python3 -c '
+import re, sys
+total = 0
+for line in sys.stdin:
+    if line.startswith("http_requests_total{") and "route=\"/api/v1/templates/{name}/render\"" in line \
+            and "status=\"200\"" in line and "method=\"POST\"" in line:
+        total += int(float(line.rsplit(" ", 1)[1]))
+print(total)')"
 
 kill -TERM "$server_pid"
 server_rc=0
 wait "$server_pid" || server_rc=$?
 server_pid=""
 
-python3 - "$work" "$backend" "$duration" "$connections" "$threads" "$recorded" "$warmup_renders" "$server_rc" <<'PY'
+python3 - "$work" "$backend" "$duration" "$connections" "$threads" "$recorded" "$warmup_renders" "$server_rc" "$answered" <<'PY'
 import os, sys
 work, backend, duration, conns, threads = sys.argv[1:6]
-recorded, warmup, server_rc = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+recorded, warmup, server_rc, answered = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
 
 def load(name):
     out = {}
@@ -254,16 +263,19 @@ print(f"render/healthz = {ratio_render:.2f}  (target >= 0.70): {'MET' if ratio_r
 print(f"get/healthz    = {ratio_get:.2f}")
 counted = runs["render"]["requests"] + warmup
 print()
-print(f"renders recorded (metrics total.times_used) = {recorded}; "
-      f"wrk completed {runs['render']['requests']} + {warmup} warm-up = {counted}")
+print(f"renders recorded (metrics total.times_used) = {recorded}")
+print(f"renders the server answered with 200 (its http_requests_total) = {answered}")
+print(f"renders wrk completed = {runs['render']['requests']} + {warmup} warm-up (curl) = {counted}")
+print(f"usage records vs server 200s: {'MATCH' if recorded == answered else 'MISMATCH by %+d' % (recorded - answered)}")
 if recorded == counted:
-    print("usage records: MATCH")
+    print("usage records vs wrk: MATCH")
 else:
     # wrk stops its clock with requests still in flight (at most one per
-    # connection); the server may finish and record those.
+    # connection) and does not count them; the server still answers and
+    # records them.
     diff = recorded - counted
-    verdict = "in-flight at the end of the run" if 0 < diff <= int(conns) else "UNEXPLAINED"
-    print(f"usage records: MISMATCH by {diff:+d} ({verdict})")
+    verdict = "requests in flight when wrk stopped" if 0 < diff <= int(conns) else "UNEXPLAINED"
+    print(f"usage records vs wrk: {diff:+d} ({verdict})")
 print(f"server exit status after SIGTERM: {server_rc} ({'graceful' if server_rc == 0 else 'NOT graceful'})")
 bad = sum(r["errors"] for r in runs.values())
 if bad:
