@@ -58,6 +58,15 @@ pub struct ScaleArgs {
     /// Directory for the SQLite file (default: a new temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Keep the database (SQLite file or PostgreSQL schema) for inspection
+    /// instead of removing it at the end.
+    #[arg(long)]
+    pub keep: bool,
+    /// Measure only, against a database kept by an earlier `--keep` run with
+    /// the same --templates/--versions/--teams/--seed: a PostgreSQL schema
+    /// name (with --postgres) or a SQLite file path. Nothing is loaded or removed.
+    #[arg(long, value_name = "SCHEMA|PATH")]
+    pub reuse: Option<String>,
 }
 
 enum Target {
@@ -67,6 +76,28 @@ enum Target {
 
 impl Target {
     fn create(args: &ScaleArgs) -> Result<Target> {
+        if let Some(reuse) = &args.reuse {
+            return Ok(match &args.postgres {
+                Some(url) => {
+                    let valid = reuse.starts_with("bench_")
+                        && reuse.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                    if !valid {
+                        bail!("--reuse takes a schema name made by --keep (bench_…)");
+                    }
+                    Target::Postgres { url: url.clone(), schema: reuse.clone() }
+                }
+                None => {
+                    let path = PathBuf::from(reuse);
+                    if !path.is_file() {
+                        bail!("{} is not a file", path.display());
+                    }
+                    Target::Sqlite { _dir: None, path }
+                }
+            });
+        }
+        if args.keep && args.postgres.is_none() && args.dir.is_none() {
+            bail!("--keep on SQLite needs --dir (the temporary directory would be removed)");
+        }
         match &args.postgres {
             Some(url) => {
                 let schema = format!("bench_{:012x}", Rng::new(rand_seed()).next_u64() >> 16);
@@ -197,7 +228,11 @@ pub async fn run(args: ScaleArgs) -> Result<()> {
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
-    target.cleanup().await;
+    if args.keep || args.reuse.is_some() {
+        eprintln!("kept the database: {}", target.describe());
+    } else {
+        target.cleanup().await;
+    }
     result
 }
 
@@ -215,22 +250,26 @@ async fn scale(args: &ScaleArgs, target: &Target) -> Result<()> {
     );
 
     // --- load ---------------------------------------------------------------
-    let store = promptvault_store::connect(&target.options(concurrency as u32 + 2))
-        .await
-        .context("opening the store")?;
-    let loaded = load(store.clone(), corpus.clone(), concurrency).await;
-    store.close().await;
-    let load_time = loaded?;
-    let versions = args.templates as u64 * u64::from(args.versions);
-    println!(
-        "load: {} templates, {versions} versions, labels: production on every template, staging on every third; \
-         {} ({:.0} versions/s)",
-        args.templates,
-        fmt_duration(load_time),
-        versions as f64 / load_time.as_secs_f64()
-    );
-    let (note, size) = target.after_load().await?;
-    println!("database size {:.1} MiB; {note}", size as f64 / (1024.0 * 1024.0));
+    if args.reuse.is_some() {
+        println!("reusing the database as it is: nothing loaded, no ANALYZE");
+    } else {
+        let store = promptvault_store::connect(&target.options(concurrency as u32 + 2))
+            .await
+            .context("opening the store")?;
+        let loaded = load(store.clone(), corpus.clone(), concurrency).await;
+        store.close().await;
+        let load_time = loaded?;
+        let versions = args.templates as u64 * u64::from(args.versions);
+        println!(
+            "load: {} templates, {versions} versions, labels: production on every template, staging on every third; \
+             {} ({:.0} versions/s)",
+            args.templates,
+            fmt_duration(load_time),
+            versions as f64 / load_time.as_secs_f64()
+        );
+        let (note, size) = target.after_load().await?;
+        println!("database size {:.1} MiB; {note}", size as f64 / (1024.0 * 1024.0));
+    }
 
     // --- measure: a fresh store (cold pools and statement caches) -------------
     let store = promptvault_store::connect(&target.options(8)).await.context("reopening the store")?;
