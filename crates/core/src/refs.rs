@@ -185,13 +185,23 @@ impl<V> std::fmt::Debug for IncludePlan<V> {
 
 impl<V: Clone> IncludePlan<V> {
     pub fn new(root: &TemplateName, body: &TemplateBody) -> Result<Self, RefError> {
+        Self::with_references(root, body_references(body)?)
+    }
+
+    /// Like [`new`](Self::new), with the root's references already found
+    /// (callers cache them per version: finding them scans the source).
+    pub fn with_references(root: &TemplateName, references: Vec<TemplateRef>) -> Result<Self, RefError> {
         let mut plan = Self { pending: Vec::new(), resolved: BTreeMap::new() };
-        plan.enqueue(std::slice::from_ref(root), body)?;
+        plan.enqueue_refs(std::slice::from_ref(root), references)?;
         Ok(plan)
     }
 
     fn enqueue(&mut self, path: &[TemplateName], body: &TemplateBody) -> Result<(), RefError> {
-        for reference in body_references(body)? {
+        self.enqueue_refs(path, body_references(body)?)
+    }
+
+    fn enqueue_refs(&mut self, path: &[TemplateName], references: Vec<TemplateRef>) -> Result<(), RefError> {
+        for reference in references {
             let mut next: Vec<TemplateName> = path.to_vec();
             let cycle = path.contains(&reference.name);
             next.push(reference.name.clone());

@@ -162,6 +162,8 @@ pub struct CompiledTemplate {
     declared: BTreeSet<String>,
     variables: BTreeSet<String>,
     limits: RenderLimits,
+    /// Bytes of template source: a first guess at the output's size.
+    size_hint: usize,
 }
 
 impl std::fmt::Debug for CompiledTemplate {
@@ -239,6 +241,7 @@ impl CompiledTemplate {
             }
         }
         let mut variables = BTreeSet::new();
+        let size_hint = sources.iter().map(|s| s.1.len()).sum::<usize>();
         for (template, source, index) in sources {
             env.add_template_owned(template.clone(), source).map_err(|e| syntax_error(index, &e))?;
             if let Ok(t) = env.get_template(&template) {
@@ -263,6 +266,7 @@ impl CompiledTemplate {
             declared: schema.declared().into_iter().map(str::to_owned).collect(),
             variables,
             limits,
+            size_hint,
         })
     }
 
@@ -303,6 +307,7 @@ impl CompiledTemplate {
             .collect();
         let ctx = map_to_value(&params);
         let mut out = Limited::new(self.limits.max_output_bytes);
+        out.buf.reserve(self.size_hint.min(self.limits.max_output_bytes));
         let body = match self.parts.as_slice() {
             [Part::Template(t)] => {
                 self.render_part(t, &ctx, &params, &mut out)?;
@@ -457,7 +462,9 @@ fn to_value(v: &Value) -> JValue {
 
 fn map_to_value(o: &Map<String, Value>) -> JValue {
     JValue::from_object(
-        o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect::<std::collections::BTreeMap<String, JValue>>(),
+        o.iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect::<std::collections::BTreeMap<String, JValue>>(),
     )
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use promptvault_core::TemplateName;
 use promptvault_core::model::{Label, Template, Version};
+use promptvault_core::refs::TemplateRef;
 use promptvault_core::render::CompiledTemplate;
 use promptvault_store::{ChangeNotice, VersionSelector};
 use tokio::sync::broadcast;
@@ -53,6 +54,8 @@ pub struct Caches {
     resolved: RwLock<HashMap<TemplateName, HashMap<SelectorKey, Resolved>>>,
     labels: RwLock<HashMap<TemplateName, Arc<Vec<Label>>>>,
     compiled: RwLock<HashMap<CompiledKey, Arc<CompiledTemplate>>>,
+    /// The references of each version's body (finding them scans the source).
+    references: RwLock<HashMap<(promptvault_core::VersionId, [u8; 32]), Arc<Vec<TemplateRef>>>>,
     generation: AtomicU64,
     max_entries: usize,
 }
@@ -72,6 +75,7 @@ impl Caches {
             resolved: RwLock::new(HashMap::new()),
             labels: RwLock::new(HashMap::new()),
             compiled: RwLock::new(HashMap::new()),
+            references: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             max_entries: max_entries.max(16),
         }
@@ -131,6 +135,25 @@ impl Caches {
             map.clear();
         }
         map.insert(key, value);
+    }
+
+    /// The references of a version, found once per version and content.
+    pub fn references(
+        &self,
+        version: &Version,
+    ) -> Result<Arc<Vec<TemplateRef>>, promptvault_core::refs::RefError> {
+        let key = (version.id, *version.content_hash.as_bytes());
+        if let Some(hit) = self.references.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let found = Arc::new(promptvault_core::refs::body_references(&version.content.body)?);
+        if let Ok(mut map) = self.references.write() {
+            if map.len() >= self.max_entries {
+                map.clear();
+            }
+            map.insert(key, found.clone());
+        }
+        Ok(found)
     }
 
     /// Drops what a change may have made stale.

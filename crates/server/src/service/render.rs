@@ -65,8 +65,9 @@ impl Registry {
     /// The compiled template for a version, with its includes resolved now.
     async fn compiled(&self, resolved: &Arc<(Template, Version)>) -> Result<Arc<CompiledTemplate>> {
         let (template, version) = (&resolved.0, &resolved.1);
+        let references = self.caches.references(version).map_err(|e| ServiceError::Render(e.into()))?;
         let mut plan: IncludePlan<(VersionId, [u8; 32])> =
-            IncludePlan::new(&template.name, &version.content.body)
+            IncludePlan::with_references(&template.name, references.to_vec())
                 .map_err(|e| ServiceError::Render(e.into()))?;
         while let Some(reference) = plan.next() {
             let read = match &reference.selector {

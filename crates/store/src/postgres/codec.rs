@@ -29,8 +29,7 @@ pub(super) fn prompt_type(r: &PgRow) -> Result<PromptTypeRow> {
     })
 }
 
-/// Template columns; the query must join `prompt_type pt`. `search` is never
-/// read back: it is derived data.
+/// Template columns; the query must join `prompt_type pt`.
 pub(super) const TEMPLATE_COLS: &str = "t.id, t.prompt_type_id, pt.key AS type_key, t.name, \
     t.description, t.long_description_markdown, t.creator_id, t.owner_id, t.tags, \
     t.security_classification, t.created_at, t.updated_at, t.revision, t.latest_seq, \

@@ -1,9 +1,11 @@
 //! Listing and full-text search of templates on PostgreSQL.
 //!
-//! `prompt_template.search` is a tsvector in the 'simple' configuration
-//! (no stemming, no stop words: the same words match as on SQLite's FTS5),
-//! rewritten by [`refresh_search`] in every transaction that changes what it
-//! is computed from.
+//! `template_search` holds two tsvectors per template in the 'simple'
+//! configuration (no stemming, no stop words: the same words match as on
+//! SQLite's FTS5): `document` (name, description, tags and the newest text)
+//! is what matches; `meta` (name, description, tags) is what ranks, so
+//! ranking never reads the text's large vector. [`refresh_search`] rewrites
+//! them in every transaction that changes what they are computed from.
 
 use promptvault_core::model::Template;
 use promptvault_core::{ChatItem, TemplateBody, TemplateId};
@@ -34,14 +36,16 @@ impl PgStore {
                 }
                 // Terms are bare words (operators stripped): each one a prefix, all required.
                 let tsquery = terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & ");
-                qb.push(", to_tsquery('simple', ").push_bind(tsquery).push(") q WHERE t.search @@ q");
+                qb.push(" JOIN template_search s ON s.template_id = t.id, to_tsquery('simple', ")
+                    .push_bind(tsquery)
+                    .push(") q WHERE s.document @@ q");
                 push_filters(&mut qb, filter);
                 let offset = match position {
                     None => 0,
                     Some(Position::Offset(o)) => o,
                     Some(_) => return Err(StoreError::InvalidCursor),
                 };
-                qb.push(" ORDER BY ts_rank(t.search, q) DESC, t.name LIMIT ")
+                qb.push(" ORDER BY ts_rank(s.meta, q) DESC, t.name LIMIT ")
                     .push_bind(i64::from(limit) + 1)
                     .push(" OFFSET ")
                     .push_bind(i64::try_from(offset).map_err(|_| StoreError::InvalidCursor)?);
@@ -104,7 +108,8 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, filter: &TemplateFilter) {
 }
 
 /// Rewrites the search entry of a template from its current rows: name
-/// (weight A), description and tags (B), newest version's text (D).
+/// (weight A), description and tags (B), newest version's text (D, in
+/// `document` only).
 pub(super) async fn refresh_search(conn: &mut PgConnection, id: TemplateId) -> Result<()> {
     let row = sqlx::query(
         "SELECT t.name, t.description, t.tags, v.template_text, v.messages \
@@ -126,10 +131,11 @@ pub(super) async fn refresh_search(conn: &mut PgConnection, id: TemplateId) -> R
     let name: String = row.try_get("name")?;
     let tags = codec::tags(row.try_get("tags")?)?;
     sqlx::query(
-        "UPDATE prompt_template SET search = \
-         setweight(to_tsvector('simple', $2), 'A') || setweight(to_tsvector('simple', $3), 'B') || \
-         setweight(to_tsvector('simple', $4), 'B') || setweight(to_tsvector('simple', $5), 'D') \
-         WHERE id = $1",
+        "WITH m AS (SELECT setweight(to_tsvector('simple', $2), 'A') || setweight(to_tsvector('simple', $3), 'B') \
+         || setweight(to_tsvector('simple', $4), 'B') AS meta) \
+         INSERT INTO template_search (template_id, meta, document) \
+         SELECT $1, m.meta, m.meta || setweight(to_tsvector('simple', $5), 'D') FROM m \
+         ON CONFLICT (template_id) DO UPDATE SET meta = excluded.meta, document = excluded.document",
     )
     .bind(id.as_uuid())
     .bind(search_name(&name))

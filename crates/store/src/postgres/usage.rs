@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Outcome, OutcomeRecord, PromptRecord};
 use promptvault_core::{ApiKeyId, PromptId, TemplateId, UserId};
-use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
@@ -234,29 +233,48 @@ async fn flush_renders(
         .await?
         .into_iter()
         .collect();
-    for chunk in pending.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-            "INSERT INTO prompt (id, prompt_template_id, prompt_type_id, version_id, version_seq, data, prompt_text, \
-             sender_id, created_at, session_id, request_id, agent_id, deployment_model) ",
-        );
-        qb.push_values(chunk, |mut b, p| {
-            let alive = live.contains(p.version_id.as_uuid());
-            b.push_bind(*p.id.as_uuid())
-                .push_bind(alive.then(|| *p.template_id.as_uuid()))
-                .push_bind(alive.then(|| *p.prompt_type_id.as_uuid()))
-                .push_bind(alive.then(|| *p.version_id.as_uuid()))
-                .push_bind(i64::from(p.version_seq))
-                .push_bind(Json(p.data.clone()))
-                .push_bind(p.prompt_text.clone())
-                .push_bind(p.sender_id.map(Uuid::from))
-                .push_bind(p.created_at)
-                .push_bind(p.metadata.session_id.clone())
-                .push_bind(p.metadata.request_id.clone())
-                .push_bind(p.metadata.agent_id.clone())
-                .push_bind(p.metadata.deployment_model.as_str());
-        });
-        qb.build().execute(&mut *conn).await?;
-    }
+    // One statement per batch: columns as arrays, unnested by the server
+    // (a multi-row VALUES would need thirteen parameters per row).
+    let alive = |p: &PromptRecord| live.contains(p.version_id.as_uuid());
+    let ids: Vec<Uuid> = pending.iter().map(|p| *p.id.as_uuid()).collect();
+    let templates: Vec<Option<Uuid>> =
+        pending.iter().map(|p| alive(p).then(|| *p.template_id.as_uuid())).collect();
+    let types: Vec<Option<Uuid>> =
+        pending.iter().map(|p| alive(p).then(|| *p.prompt_type_id.as_uuid())).collect();
+    let version_ids: Vec<Option<Uuid>> =
+        pending.iter().map(|p| alive(p).then(|| *p.version_id.as_uuid())).collect();
+    let seqs: Vec<i64> = pending.iter().map(|p| i64::from(p.version_seq)).collect();
+    let data: Vec<String> = pending.iter().map(|p| p.data.to_string()).collect();
+    let texts: Vec<&str> = pending.iter().map(|p| p.prompt_text.as_str()).collect();
+    let senders: Vec<Option<Uuid>> = pending.iter().map(|p| p.sender_id.map(Uuid::from)).collect();
+    let times: Vec<DateTime<Utc>> = pending.iter().map(|p| p.created_at).collect();
+    let sessions: Vec<Option<&str>> = pending.iter().map(|p| p.metadata.session_id.as_deref()).collect();
+    let requests: Vec<Option<&str>> = pending.iter().map(|p| p.metadata.request_id.as_deref()).collect();
+    let agents: Vec<Option<&str>> = pending.iter().map(|p| p.metadata.agent_id.as_deref()).collect();
+    let models: Vec<&str> = pending.iter().map(|p| p.metadata.deployment_model.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO prompt (id, prompt_template_id, prompt_type_id, version_id, version_seq, data, prompt_text, \
+         sender_id, created_at, session_id, request_id, agent_id, deployment_model) \
+         SELECT id, tpl, typ, ver, seq, dat::jsonb, txt, snd, at, ses, req, agt, dep FROM UNNEST( \
+           $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::uuid[], \
+           $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[]) \
+         AS u(id, tpl, typ, ver, seq, dat, txt, snd, at, ses, req, agt, dep)",
+    )
+    .bind(&ids)
+    .bind(&templates)
+    .bind(&types)
+    .bind(&version_ids)
+    .bind(&seqs)
+    .bind(&data)
+    .bind(&texts)
+    .bind(&senders)
+    .bind(&times)
+    .bind(&sessions)
+    .bind(&requests)
+    .bind(&agents)
+    .bind(&models)
+    .execute(&mut *conn)
+    .await?;
     for p in pending.drain(..) {
         let version = *p.version_id.as_uuid();
         if !live.contains(&version) {
