@@ -41,6 +41,9 @@ impl From<&VersionSelector> for SelectorKey {
 
 pub type Resolved = Arc<(Template, Version)>;
 
+/// A version's content: its id and content hash.
+type ContentKey = (promptvault_core::VersionId, [u8; 32]);
+
 /// Identifies a compiled template: the version, its content, and the
 /// versions its includes resolved to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,7 +58,7 @@ pub struct Caches {
     labels: RwLock<HashMap<TemplateName, Arc<Vec<Label>>>>,
     compiled: RwLock<HashMap<CompiledKey, Arc<CompiledTemplate>>>,
     /// The references of each version's body (finding them scans the source).
-    references: RwLock<HashMap<(promptvault_core::VersionId, [u8; 32]), Arc<Vec<TemplateRef>>>>,
+    references: RwLock<HashMap<ContentKey, Arc<Vec<TemplateRef>>>>,
     generation: AtomicU64,
     max_entries: usize,
 }
