@@ -196,8 +196,16 @@ impl Registry {
     ) -> Result<TemplateView> {
         self.authorize(who, Action::Read, Resource::Template)?;
         let resolved = self.resolve_cached(name, read).await?;
-        let labels = self.store.list_labels(resolved.0.id).await?;
-        Ok(TemplateView { template: resolved.0.clone(), version: resolved.1.clone(), labels })
+        let labels = match self.caches.get_labels(name) {
+            Some(hit) => hit,
+            None => {
+                let generation = self.caches.generation();
+                let labels = Arc::new(self.store.list_labels(resolved.0.id).await?);
+                self.caches.insert_labels(generation, name.clone(), labels.clone());
+                labels
+            }
+        };
+        Ok(TemplateView { template: resolved.0.clone(), version: resolved.1.clone(), labels: labels.to_vec() })
     }
 
     /// Resolves through the cache; a miss explains what is missing.
