@@ -205,7 +205,11 @@ impl Registry {
                 labels
             }
         };
-        Ok(TemplateView { template: resolved.0.clone(), version: resolved.1.clone(), labels: labels.to_vec() })
+        Ok(TemplateView {
+            template: resolved.0.clone(),
+            version: resolved.1.clone(),
+            labels: labels.to_vec(),
+        })
     }
 
     /// Resolves through the cache; a miss explains what is missing.

@@ -11,7 +11,9 @@ use crate::rows::{LabelMoveRow, LabelRow, PromptRow, PromptTypeRow, TemplateRow,
 
 /// Fixed-width RFC 3339 in UTC with microseconds: text order is time order.
 pub(super) fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    // Same text as the format "%Y-%m-%dT%H:%M:%S%.6fZ", without parsing a
+    // format string on every call (this runs for every usage record).
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
@@ -194,4 +196,18 @@ pub(super) fn unique(err: sqlx::Error, what: &'static str, name: &str) -> StoreE
         return crate::Conflict::AlreadyExists { what, name: name.to_owned() }.into();
     }
     err.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_fixed_width_and_round_trip() {
+        for t in ["2026-11-25T04:19:34.623218Z", "2026-01-02T03:04:05.000000Z", "1999-12-31T23:59:59.999999Z"]
+        {
+            let parsed = parse_ts(t).unwrap();
+            assert_eq!(ts(parsed), t);
+        }
+    }
 }
