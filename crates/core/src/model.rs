@@ -49,6 +49,8 @@ pub struct PromptType {
     pub name: String,
     /// A parameter contract every template of this type must meet.
     pub schema: Option<Value>,
+    /// Who may create templates of this type; whether approval is required.
+    pub policy: crate::authz::TypePolicy,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub revision: Revision,
@@ -74,6 +76,8 @@ pub struct Template {
     /// Sequence number of the newest version (what `latest` points at).
     pub latest_seq: u32,
     pub latest_version: semver::Version,
+    /// Owner-only, allowed roles, restricted deployments.
+    pub access: crate::authz::TemplateAccess,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
-use promptvault_core::authz::{Credential, Principal};
+use promptvault_core::authz::{Credential, Origin, Principal, RoleDef, builtin};
 use promptvault_core::model::truncate_to_micros;
 use promptvault_core::{ApiKeyId, UserId};
 use promptvault_store::{NewApiKey, NewUser, Store};
@@ -127,8 +127,11 @@ impl Authenticator {
         }
         let principal = Principal {
             user_id: record.user_id,
+            display: format!("key {} ({})", record.prefix, record.name),
             credential: Credential::ApiKey(record.id),
-            roles: record.roles,
+            roles: resolve_roles(&record.roles),
+            deployment: None,
+            origin: Origin::default(),
         };
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 10_000 {
@@ -176,7 +179,15 @@ impl FromRequestParts<AppState> for Principal {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("use the Bearer scheme: Authorization: Bearer <token>"))?;
-        state.auth.authenticate(token).await
+        let mut principal = state.auth.authenticate(token).await?;
+        principal.origin = Origin {
+            request_id: parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            client_addr: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        };
+        Ok(principal)
     }
 }
 
@@ -274,4 +285,20 @@ mod tests {
         // Upper-case hex is not our format, so it gets a derived prefix.
         assert!(token_prefix("pv_ABCDEF0123_xxxxxxxxxxxxxxxx").starts_with("h_"));
     }
+}
+
+/// The definitions of the roles a user holds. Built-in roles come from code;
+/// a name that is not one of them grants nothing (custom roles are kept in
+/// the database and resolved there).
+fn resolve_roles(names: &[String]) -> Vec<RoleDef> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let role = builtin::role_named(n);
+            if role.is_none() {
+                tracing::warn!(role = %n, "unknown role ignored");
+            }
+            role
+        })
+        .collect()
 }

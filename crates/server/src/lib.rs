@@ -51,6 +51,7 @@ pub struct Server {
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     usage: UsageWriter,
+    audit: service::audit::AuditWriter,
     store: Arc<dyn Store>,
     bootstrap: Option<Bootstrap>,
     upkeep: JoinHandle<()>,
@@ -81,10 +82,14 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             queue_capacity: settings.usage.queue_capacity,
         },
     );
+    let alerts = promptvault_core::audit::AlertTracker::new(settings.audit.alerts.clone())
+        .map_err(|e| StartError::Io(format!("configuration: audit.alerts: {e}")))?;
+    let (audit_log, audit) = service::audit::start(store.clone(), settings.audit.detail, alerts);
     let registry = Arc::new(service::Registry::new(
         store.clone(),
         caches,
         recorder,
+        audit_log,
         settings.default_label(),
         settings.render_limits(),
     ));
@@ -115,12 +120,12 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let stop = CancellationToken::new();
     let signal = stop.clone();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service())
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { signal.cancelled().await })
             .await
     });
     tracing::info!(%local_addr, backend = store.backend().as_str(), "promptvault listening");
-    Ok(Server { local_addr, stop, http, usage, store, bootstrap, upkeep })
+    Ok(Server { local_addr, stop, http, usage, audit, store, bootstrap, upkeep })
 }
 
 async fn ensure_default_type(store: &Arc<dyn Store>) -> Result<(), StartError> {
@@ -130,8 +135,13 @@ async fn ensure_default_type(store: &Arc<dyn Store>) -> Result<(), StartError> {
     }
     let created = store
         .create_prompt_type(
-            NewPromptType { key, name: "General".into(), schema: None },
-            promptvault_core::model::truncate_to_micros(chrono::Utc::now()),
+            NewPromptType {
+                key,
+                name: "General".into(),
+                schema: None,
+                policy: promptvault_core::authz::TypePolicy::default(),
+            },
+            promptvault_core::model::truncate_to_micros(chrono::Utc::now()).into(),
         )
         .await;
     match created {
@@ -159,6 +169,7 @@ impl Server {
         self.stop.cancel();
         let served = self.http.await;
         self.usage.shutdown().await;
+        self.audit.shutdown().await;
         self.upkeep.abort();
         self.store.close().await;
         match served {

@@ -41,6 +41,36 @@ pub struct Settings {
     pub usage: UsageSettings,
     pub cache: CacheSettings,
     pub log: LogSettings,
+    pub audit: AuditSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// How much context events keep: `basic`, `detailed` or `comprehensive`.
+    pub detail: promptvault_core::audit::DetailLevel,
+    /// Events older than this many days are purged (a checkpoint keeps the
+    /// chain verifiable); 0 keeps everything.
+    pub retention_days: u32,
+    /// Alert thresholds, e.g. 10 denied attempts by one principal in 5
+    /// minutes.
+    pub alerts: Vec<promptvault_core::audit::AlertRule>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            detail: promptvault_core::audit::DetailLevel::default(),
+            retention_days: 0,
+            alerts: vec![promptvault_core::audit::AlertRule {
+                name: "repeated-denials".into(),
+                outcome: promptvault_core::audit::AuditOutcome::Denied,
+                action_prefix: None,
+                threshold: 10,
+                window_minutes: 5,
+            }],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -95,6 +125,7 @@ impl Default for Settings {
             usage: UsageSettings::default(),
             cache: CacheSettings::default(),
             log: LogSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }

@@ -34,6 +34,7 @@ pub(crate) struct PromptTypeRow {
     pub key: String,
     pub name: String,
     pub schema: Option<Value>,
+    pub policy: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub revision: i64,
@@ -46,6 +47,7 @@ impl PromptTypeRow {
             key: PromptTypeKey::parse(&self.key).map_err(StoreError::corrupt)?,
             name: self.name,
             schema: self.schema,
+            policy: serde_json::from_value(self.policy).map_err(|e| StoreError::corrupt(format!("type policy: {e}")))?,
             created_at: self.created_at,
             updated_at: self.updated_at,
             revision: Revision(self.revision),
@@ -54,6 +56,7 @@ impl PromptTypeRow {
 }
 
 pub(crate) struct TemplateRow {
+    pub access: serde_json::Value,
     pub id: Uuid,
     pub prompt_type_id: Uuid,
     pub type_key: String,
@@ -98,6 +101,8 @@ impl TemplateRow {
             updated_at: self.updated_at,
             revision: Revision(self.revision),
             latest_seq: seq("latest_seq", self.latest_seq)?,
+            access: serde_json::from_value(self.access)
+                .map_err(|e| StoreError::corrupt(format!("template access: {e}")))?,
             latest_version: parse("latest_version", &self.latest_version)?,
         })
     }

@@ -9,11 +9,13 @@ use promptvault_core::{
 };
 use tokio::sync::broadcast;
 
+use promptvault_core::audit::{AuditEvent, NewAuditEvent};
+
 use crate::error::Result;
-use crate::types::{
+use crate::types::{AuditFilter, AuditHead, PurgeReport, 
     ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
     OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics, TemplatePatch,
-    UsageEvent, User, VersionSelector,
+    UsageEvent, User, VersionSelector, Write,
 };
 
 /// Which database a store runs on.
@@ -61,7 +63,7 @@ pub trait Store: Send + Sync + 'static {
 
     // --- prompt types ---------------------------------------------------
 
-    async fn create_prompt_type(&self, new: NewPromptType, at: DateTime<Utc>) -> Result<PromptType>;
+    async fn create_prompt_type(&self, new: NewPromptType, w: Write) -> Result<PromptType>;
     async fn get_prompt_type(&self, key: &PromptTypeKey) -> Result<Option<PromptType>>;
     async fn get_prompt_type_by_id(&self, id: PromptTypeId) -> Result<Option<PromptType>>;
     async fn list_prompt_types(&self) -> Result<Vec<PromptType>>;
@@ -70,10 +72,10 @@ pub trait Store: Send + Sync + 'static {
         key: &PromptTypeKey,
         expect: Expect,
         patch: PromptTypePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<PromptType>;
     /// Refused with [`crate::Conflict::InUse`] while templates have this type.
-    async fn delete_prompt_type(&self, key: &PromptTypeKey, expect: Expect) -> Result<()>;
+    async fn delete_prompt_type(&self, key: &PromptTypeKey, expect: Expect, w: Write) -> Result<()>;
 
     // --- templates ------------------------------------------------------
 
@@ -82,7 +84,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         new: NewTemplate,
         first: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(Template, Version)>;
     async fn get_template(&self, name: &TemplateName) -> Result<Option<Template>>;
     async fn update_template(
@@ -90,11 +92,11 @@ pub trait Store: Send + Sync + 'static {
         name: &TemplateName,
         expect: Expect,
         patch: TemplatePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Template>;
     /// Deletes a template with its versions and labels; its renders stay,
     /// detached.
-    async fn delete_template(&self, name: &TemplateName, expect: Expect) -> Result<()>;
+    async fn delete_template(&self, name: &TemplateName, expect: Expect, w: Write) -> Result<()>;
     /// Lists in name order, or by relevance when the filter has a query.
     async fn list_templates(&self, filter: &TemplateFilter, page: &PageRequest) -> Result<Page<Template>>;
 
@@ -107,7 +109,7 @@ pub trait Store: Send + Sync + 'static {
         template: TemplateId,
         base_seq: u32,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Version>;
     /// Replaces the content of a draft that is still the newest version.
     async fn update_draft(
@@ -116,10 +118,10 @@ pub trait Store: Send + Sync + 'static {
         seq: u32,
         expect: Expect,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Version>;
     /// Deletes a draft that no label points at.
-    async fn delete_draft(&self, template: TemplateId, seq: u32, expect: Expect) -> Result<()>;
+    async fn delete_draft(&self, template: TemplateId, seq: u32, expect: Expect, w: Write) -> Result<()>;
     /// Moves a version along the lifecycle; the caller checked the transition.
     async fn set_version_status(
         &self,
@@ -127,7 +129,7 @@ pub trait Store: Send + Sync + 'static {
         seq: u32,
         expect: Expect,
         status: VersionStatus,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Version>;
     async fn get_version(&self, template: TemplateId, selector: &VersionSelector) -> Result<Option<Version>>;
     /// Template and version in one round trip: the hot path of reads and renders.
@@ -149,7 +151,7 @@ pub trait Store: Send + Sync + 'static {
         seq: u32,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Label>;
     async fn delete_label(
         &self,
@@ -157,7 +159,7 @@ pub trait Store: Send + Sync + 'static {
         label: &LabelName,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<()>;
     /// Stored labels (not the automatic `latest`), by name.
     async fn list_labels(&self, template: TemplateId) -> Result<Vec<Label>>;
@@ -176,6 +178,19 @@ pub trait Store: Send + Sync + 'static {
     async fn record_usage(&self, events: Vec<UsageEvent>) -> Result<Vec<OutcomeResult>>;
     async fn get_prompt(&self, id: PromptId) -> Result<Option<PromptRecord>>;
     async fn template_metrics(&self, template: TemplateId) -> Result<TemplateMetrics>;
+
+    // --- audit trail ----------------------------------------------------
+
+    /// Appends events (reads, renders, denials) in order, in one transaction.
+    /// Changes append theirs through [`Write`], in their own transaction.
+    async fn append_audit(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>>;
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// Events after `after_seq` in sequence order, for verification.
+    async fn audit_chain_page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+    async fn audit_head(&self) -> Result<AuditHead>;
+    /// Deletes events older than `before` and records a checkpoint in their
+    /// place, so the rest of the chain still verifies.
+    async fn purge_audit(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> Result<PurgeReport>;
 }
 
 impl std::fmt::Debug for dyn Store {

@@ -13,6 +13,7 @@ pub struct NewPromptType {
     pub key: PromptTypeKey,
     pub name: String,
     pub schema: Option<Value>,
+    pub policy: promptvault_core::authz::TypePolicy,
 }
 
 /// `None` leaves a field alone; `Some(None)` clears it.
@@ -20,6 +21,7 @@ pub struct NewPromptType {
 pub struct PromptTypePatch {
     pub name: Option<String>,
     pub schema: Option<Option<Value>>,
+    pub policy: Option<promptvault_core::authz::TypePolicy>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ pub struct NewTemplate {
     pub owner_id: Option<UserId>,
     pub tags: Vec<Tag>,
     pub security_classification: SecurityClassification,
+    pub access: promptvault_core::authz::TemplateAccess,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,6 +45,7 @@ pub struct TemplatePatch {
     pub owner_id: Option<Option<UserId>>,
     pub tags: Option<Vec<Tag>>,
     pub security_classification: Option<SecurityClassification>,
+    pub access: Option<promptvault_core::authz::TemplateAccess>,
 }
 
 /// A version as the service computed it; the store assigns id and sequence.
@@ -208,4 +212,58 @@ impl Expect {
             _ => Ok(()),
         }
     }
+}
+
+/// The context of a write: when it happens, and the audit event that the
+/// store appends to the audit trail in the same transaction (so a change
+/// and its record commit or roll back together).
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub at: DateTime<Utc>,
+    pub audit: Option<promptvault_core::audit::NewAuditEvent>,
+}
+
+impl Write {
+    #[must_use]
+    pub fn audited(at: DateTime<Utc>, event: promptvault_core::audit::NewAuditEvent) -> Self {
+        Self { at, audit: Some(event) }
+    }
+}
+
+impl From<DateTime<Utc>> for Write {
+    fn from(at: DateTime<Utc>) -> Self {
+        Self { at, audit: None }
+    }
+}
+
+/// Which audit events to list. All given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub after_seq: Option<i64>,
+    pub before_seq: Option<i64>,
+    pub actor_id: Option<String>,
+    /// `template.` matches every template action.
+    pub action_prefix: Option<String>,
+    pub resource_kind: Option<String>,
+    pub resource: Option<String>,
+    pub outcome: Option<promptvault_core::audit::AuditOutcome>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub newest_first: bool,
+    pub limit: u32,
+}
+
+/// What a retention purge removed, and the checkpoint that replaces it.
+#[derive(Debug, Clone)]
+pub struct PurgeReport {
+    pub purged: u64,
+    pub checkpoint: Option<promptvault_core::audit::Checkpoint>,
+}
+
+/// The chain's head and the newest checkpoint.
+#[derive(Debug, Clone)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: promptvault_core::audit::ChainHash,
+    pub checkpoint: Option<promptvault_core::audit::Checkpoint>,
 }

@@ -317,6 +317,15 @@ pub struct Principal {
     /// The deployment the request comes from (the key's binding, or the
     /// session's); `None` is the central web deployment.
     pub deployment: Option<DeploymentModel>,
+    /// Where the request came from, for the audit trail.
+    pub origin: Origin,
+}
+
+/// The request a principal acts through.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
 }
 
 impl Principal {

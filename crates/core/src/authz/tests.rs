@@ -7,6 +7,7 @@ fn principal(roles: &[&str]) -> Principal {
         credential: Credential::ApiKey(ApiKeyId::new()),
         roles: roles.iter().map(|r| builtin::role_named(r).expect("built-in")).collect(),
         deployment: None,
+        origin: Origin::default(),
     }
 }
 

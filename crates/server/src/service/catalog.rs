@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use promptvault_core::authz::{Action, Principal, Resource};
+use promptvault_core::authz::{Action, Principal, Resource, TemplateAccess, Target, TypePolicy};
 use promptvault_core::model::{Label, PromptType, Revision, Template, Version};
 use promptvault_core::versioning::initial_version;
 use promptvault_core::{ContentHash, PromptTypeKey, SecurityClassification, Tag, TemplateName, UserId};
@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::cache::SelectorKey;
 use super::content::{self, ContentInput};
-use super::{Missing, ReadSelector, Registry, Result, ServiceError, check_text};
+use super::{Missing, ReadSelector, Registry, Result, ServiceError, check_text, template_target};
+use serde_json::json;
 use promptvault_store::ChangeNotice;
 
 #[derive(Debug, Clone)]
@@ -26,6 +27,7 @@ pub struct CreateTemplate {
     pub owner_id: Option<UserId>,
     pub tags: Vec<Tag>,
     pub security_classification: SecurityClassification,
+    pub access: TemplateAccess,
     pub content: ContentInput,
     pub change_description: Option<String>,
 }
@@ -39,6 +41,7 @@ pub struct UpdateTemplate {
     pub owner_id: Option<Option<UserId>>,
     pub tags: Option<Vec<Tag>>,
     pub security_classification: Option<SecurityClassification>,
+    pub access: Option<TemplateAccess>,
 }
 
 /// A template read with one of its versions and its labels.
@@ -58,13 +61,18 @@ fn check_tags(tags: &[Tag]) -> Result<()> {
 
 impl Registry {
     pub async fn list_prompt_types(&self, who: &Principal) -> Result<Vec<PromptType>> {
-        self.authorize(who, Action::Read, Resource::Type)?;
-        Ok(self.store.list_prompt_types().await?)
+        self.authorize(who, Action::Read, Resource::Type, &Target::default(), None).await?;
+        let types = self.store.list_prompt_types().await?;
+        self.audit_ok(who, "type.list", Resource::Type, None, json!({"count": types.len()})).await;
+        Ok(types)
     }
 
     pub async fn get_prompt_type(&self, who: &Principal, key: &PromptTypeKey) -> Result<PromptType> {
-        self.authorize(who, Action::Read, Resource::Type)?;
-        self.store.get_prompt_type(key).await?.ok_or_else(|| type_missing(key))
+        self.gate(who, Action::Read, Resource::Type, Some(key.as_str())).await?;
+        let t = self.store.get_prompt_type(key).await?.ok_or_else(|| type_missing(key))?;
+        self.authorize(who, Action::Read, Resource::Type, &type_target(&t), Some(key.as_str())).await?;
+        self.audit_ok(who, "type.read", Resource::Type, Some(key.as_str()), Value::Null).await;
+        Ok(t)
     }
 
     pub async fn create_prompt_type(
@@ -73,11 +81,21 @@ impl Registry {
         key: PromptTypeKey,
         name: String,
         schema: Option<Value>,
+        policy: TypePolicy,
     ) -> Result<PromptType> {
-        self.authorize(who, Action::Create, Resource::Type)?;
+        self.authorize(who, Action::Create, Resource::Type, &Target::default(), Some(key.as_str())).await?;
         check_type_name(&name)?;
         check_contract(schema.as_ref())?;
-        Ok(self.store.create_prompt_type(NewPromptType { key, name, schema }, Self::now()).await?)
+        let w = self.audited(who, "type.create", Resource::Type, key.as_str(), json!({"name": name, "policy": policy}));
+        let k = key.clone();
+        match self.store.create_prompt_type(NewPromptType { key, name, schema, policy }, w).await {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.audit_failed(who, "type.create", Resource::Type, k.as_str(), &e).await;
+                Err(e)
+            }
+        }
     }
 
     pub async fn update_prompt_type(
@@ -87,12 +105,15 @@ impl Registry {
         expect: Revision,
         name: Option<String>,
         schema: Option<Option<Value>>,
+        policy: Option<TypePolicy>,
     ) -> Result<PromptType> {
-        self.authorize(who, Action::Update, Resource::Type)?;
-        if name.is_none() && schema.is_none() {
+        self.gate(who, Action::Update, Resource::Type, Some(key.as_str())).await?;
+        let current = self.store.get_prompt_type(key).await?.ok_or_else(|| type_missing(key))?;
+        self.authorize(who, Action::Update, Resource::Type, &type_target(&current), Some(key.as_str())).await?;
+        if name.is_none() && schema.is_none() && policy.is_none() {
             return Err(ServiceError::invalid(
                 "invalid_request",
-                "nothing to change: give `name` or `schema`",
+                "nothing to change: give `name`, `schema` or `policy`",
             ));
         }
         if let Some(n) = &name {
@@ -101,10 +122,25 @@ impl Registry {
         if let Some(s) = &schema {
             check_contract(s.as_ref())?;
         }
-        let t = self
+        let w = self.audited(
+            who,
+            "type.update",
+            Resource::Type,
+            key.as_str(),
+            json!({"name": name, "schema_changed": schema.is_some(), "policy": policy}),
+        );
+        let t = match self
             .store
-            .update_prompt_type(key, Expect::Revision(expect), PromptTypePatch { name, schema }, Self::now())
-            .await?;
+            .update_prompt_type(key, Expect::Revision(expect), PromptTypePatch { name, schema, policy }, w)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.audit_failed(who, "type.update", Resource::Type, key.as_str(), &e).await;
+                return Err(e);
+            }
+        };
         self.caches.invalidate(&ChangeNotice { template: None });
         Ok(t)
     }
@@ -115,8 +151,15 @@ impl Registry {
         key: &PromptTypeKey,
         expect: Revision,
     ) -> Result<()> {
-        self.authorize(who, Action::Delete, Resource::Type)?;
-        self.store.delete_prompt_type(key, Expect::Revision(expect)).await?;
+        self.gate(who, Action::Delete, Resource::Type, Some(key.as_str())).await?;
+        let current = self.store.get_prompt_type(key).await?.ok_or_else(|| type_missing(key))?;
+        self.authorize(who, Action::Delete, Resource::Type, &type_target(&current), Some(key.as_str())).await?;
+        let w = self.audited(who, "type.delete", Resource::Type, key.as_str(), Value::Null);
+        if let Err(e) = self.store.delete_prompt_type(key, Expect::Revision(expect), w).await {
+            let e = ServiceError::from(e);
+            self.audit_failed(who, "type.delete", Resource::Type, key.as_str(), &e).await;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -126,8 +169,15 @@ impl Registry {
         filter: &TemplateFilter,
         page: &PageRequest,
     ) -> Result<Page<Template>> {
-        self.authorize(who, Action::Read, Resource::Template)?;
-        Ok(self.store.list_templates(filter, page).await?)
+        self.gate(who, Action::Read, Resource::Template, None).await?;
+        let mut page = self.store.list_templates(filter, page).await?;
+        // Only what this principal may read (scoped roles, allowed roles,
+        // deployments); the cursor still walks the whole listing.
+        page.items.retain(|t| {
+            promptvault_core::authz::decide(who, Action::Read, Resource::Template, &template_target(t)).allowed
+        });
+        self.audit_ok(who, "template.list", Resource::Template, None, json!({"count": page.items.len()})).await;
+        Ok(page)
     }
 
     /// Creates a template with its first version (1.0.0, a draft).
@@ -136,7 +186,7 @@ impl Registry {
         who: &Principal,
         input: CreateTemplate,
     ) -> Result<(TemplateView, Vec<String>)> {
-        self.authorize(who, Action::Create, Resource::Template)?;
+        self.gate(who, Action::Create, Resource::Template, Some(input.name.as_str())).await?;
         check_text("description", input.description.as_deref(), 2_000)?;
         check_text("long_description_markdown", input.long_description_markdown.as_deref(), 100_000)?;
         check_text("change_description", input.change_description.as_deref(), 2_000)?;
@@ -146,6 +196,13 @@ impl Registry {
             .get_prompt_type(&input.type_key)
             .await?
             .ok_or_else(|| type_missing(&input.type_key))?;
+        let target = Target {
+            type_key: Some(&prompt_type.key),
+            type_policy: Some(&prompt_type.policy),
+            new_classification: Some(input.security_classification),
+            ..Target::default()
+        };
+        self.authorize(who, Action::Create, Resource::Template, &target, Some(input.name.as_str())).await?;
         let checked = content::check(input.content)?;
         check_type_contract(&prompt_type, &checked.content.parameter_schema)?;
         let owner = input.owner_id.or(Some(who.user_id));
@@ -165,7 +222,16 @@ impl Registry {
             change_description: input.change_description,
             restored_from: None,
         };
-        let (template, version) = self
+        let name = input.name.clone();
+        let w = self.audited(
+            who,
+            "template.create",
+            Resource::Template,
+            name.as_str(),
+            json!({"version": first.version.to_string(), "content_hash": first.content_hash.to_string(),
+                   "classification": input.security_classification.as_str()}),
+        );
+        let created = self
             .store
             .create_template(
                 NewTemplate {
@@ -177,11 +243,20 @@ impl Registry {
                     owner_id: owner,
                     tags: input.tags,
                     security_classification: input.security_classification,
+                    access: input.access,
                 },
                 first,
-                Self::now(),
+                w,
             )
-            .await?;
+            .await;
+        let (template, version) = match created {
+            Ok(c) => c,
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.audit_failed(who, "template.create", Resource::Template, name.as_str(), &e).await;
+                return Err(e);
+            }
+        };
         self.caches.invalidate(&ChangeNotice { template: Some(template.name.clone()) });
         Ok((TemplateView { template, version, labels: vec![] }, warnings))
     }
@@ -194,8 +269,12 @@ impl Registry {
         name: &TemplateName,
         read: &ReadSelector,
     ) -> Result<TemplateView> {
-        self.authorize(who, Action::Read, Resource::Template)?;
+        self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let resolved = self.resolve_cached(name, read).await?;
+        self.authorize(who, Action::Read, Resource::Template, &template_target(&resolved.0), Some(name.as_str()))
+            .await?;
+        self.audit_ok(who, "template.read", Resource::Template, Some(name.as_str()), json!({"seq": resolved.1.seq}))
+            .await;
         let labels = match self.caches.get_labels(name) {
             Some(hit) => hit,
             None => {
@@ -281,8 +360,12 @@ impl Registry {
         expect: Revision,
         patch: UpdateTemplate,
     ) -> Result<Template> {
-        self.authorize(who, Action::Update, Resource::Template)?;
+        self.gate(who, Action::Update, Resource::Template, Some(name.as_str())).await?;
+        let current = self.template_or_404(name).await?;
+        self.authorize(who, Action::Update, Resource::Template, &template_target(&current), Some(name.as_str()))
+            .await?;
         let empty = patch.type_key.is_none()
+            && patch.access.is_none()
             && patch.description.is_none()
             && patch.long_description_markdown.is_none()
             && patch.owner_id.is_none()
@@ -307,7 +390,6 @@ impl Registry {
             None => None,
             Some(k) => {
                 let t = self.store.get_prompt_type(k).await?.ok_or_else(|| type_missing(k))?;
-                let current = self.template_or_404(name).await?;
                 let latest = self
                     .store
                     .get_version(current.id, &promptvault_store::VersionSelector::Latest)
@@ -322,6 +404,19 @@ impl Registry {
         {
             return Err(ServiceError::invalid("invalid_owner", format!("user {o} does not exist")));
         }
+        let w = self.audited(
+            who,
+            "template.update",
+            Resource::Template,
+            name.as_str(),
+            json!({
+                "type": patch.type_key.as_ref().map(|k| k.as_str()),
+                "owner_id": patch.owner_id.map(|o| o.map(|u| u.to_string())),
+                "classification": patch.security_classification.map(SecurityClassification::as_str),
+                "access": patch.access,
+                "tags": patch.tags.as_ref().map(|t| t.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
+            }),
+        );
         let updated = self
             .store
             .update_template(
@@ -334,10 +429,19 @@ impl Registry {
                     owner_id: patch.owner_id,
                     tags: patch.tags,
                     security_classification: patch.security_classification,
+                    access: patch.access,
                 },
-                Self::now(),
+                w,
             )
-            .await?;
+            .await;
+        let updated = match updated {
+            Ok(u) => u,
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.audit_failed(who, "template.update", Resource::Template, name.as_str(), &e).await;
+                return Err(e);
+            }
+        };
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(updated)
     }
@@ -348,8 +452,16 @@ impl Registry {
         name: &TemplateName,
         expect: Revision,
     ) -> Result<()> {
-        self.authorize(who, Action::Delete, Resource::Template)?;
-        self.store.delete_template(name, Expect::Revision(expect)).await?;
+        self.gate(who, Action::Delete, Resource::Template, Some(name.as_str())).await?;
+        let current = self.template_or_404(name).await?;
+        self.authorize(who, Action::Delete, Resource::Template, &template_target(&current), Some(name.as_str()))
+            .await?;
+        let w = self.audited(who, "template.delete", Resource::Template, name.as_str(), Value::Null);
+        if let Err(e) = self.store.delete_template(name, Expect::Revision(expect), w).await {
+            let e = ServiceError::from(e);
+            self.audit_failed(who, "template.delete", Resource::Template, name.as_str(), &e).await;
+            return Err(e);
+        }
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(())
     }
@@ -414,4 +526,8 @@ pub(super) fn check_type_contract(t: &PromptType, schema: &promptvault_core::Par
         ),
         extra: Some(("violations", serde_json::json!(violations))),
     })
+}
+
+fn type_target(t: &PromptType) -> Target<'_> {
+    Target { type_key: Some(&t.key), type_policy: Some(&t.policy), ..Target::default() }
 }

@@ -8,7 +8,8 @@ use promptvault_store::{ChangeNotice, Expect};
 
 use super::content::ContentInput;
 use super::versions::{CreateVersion, VersionCreated, VersionRef};
-use super::{Missing, Registry, Result, ServiceError};
+use super::{Missing, Registry, Result, ServiceError, template_target};
+use serde_json::{Value, json};
 
 /// A label as shown to clients; `latest` is automatic and has no revision.
 #[derive(Debug, Clone)]
@@ -47,8 +48,9 @@ fn reserved() -> ServiceError {
 
 impl Registry {
     pub async fn list_labels(&self, who: &Principal, name: &TemplateName) -> Result<Vec<LabelView>> {
-        self.authorize(who, Action::Read, Resource::Label)?;
+        self.gate(who, Action::Read, Resource::Label, Some(name.as_str())).await?;
         let t = self.template_or_404(name).await?;
+        self.authorize(who, Action::Read, Resource::Label, &template_target(&t), Some(name.as_str())).await?;
         let mut views = vec![LabelView {
             name: LabelName::latest(),
             version_seq: t.latest_seq,
@@ -105,14 +107,24 @@ impl Registry {
         to: &VersionRef,
         expect: Option<Revision>,
     ) -> Result<LabelView> {
-        self.authorize(who, Action::Update, Resource::Label)?;
+        self.gate(who, Action::Update, Resource::Label, Some(name.as_str())).await?;
         if label.is_latest() {
             return Err(reserved());
         }
         let t = self.template_or_404(name).await?;
+        self.authorize(who, Action::Update, Resource::Label, &template_target(&t), Some(name.as_str())).await?;
         let target: Version = self.version_or_404(&t, to).await?;
         let expect = expect.map_or(Expect::Any, Expect::Revision);
-        let l = self.store.set_label(t.id, label, target.seq, expect, Some(who.user_id), Self::now()).await?;
+        let what = format!("{name}|{label}");
+        let w = self.audited(who, "label.update", Resource::Label, &what, json!({"to_seq": target.seq}));
+        let l = match self.store.set_label(t.id, label, target.seq, expect, Some(who.user_id), w).await {
+            Ok(l) => l,
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.audit_failed(who, "label.update", Resource::Label, &what, &e).await;
+                return Err(e);
+            }
+        };
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(LabelView {
             name: l.name,
@@ -132,13 +144,16 @@ impl Registry {
         label: &LabelName,
         expect: Option<Revision>,
     ) -> Result<()> {
-        self.authorize(who, Action::Delete, Resource::Label)?;
+        self.gate(who, Action::Delete, Resource::Label, Some(name.as_str())).await?;
         if label.is_latest() {
             return Err(reserved());
         }
         let t = self.template_or_404(name).await?;
+        self.authorize(who, Action::Delete, Resource::Label, &template_target(&t), Some(name.as_str())).await?;
         let expect = expect.map_or(Expect::Any, Expect::Revision);
-        self.store.delete_label(t.id, label, expect, Some(who.user_id), Self::now()).await.map_err(|e| {
+        let what = format!("{name}|{label}");
+        let w = self.audited(who, "label.delete", Resource::Label, &what, Value::Null);
+        let deleted = self.store.delete_label(t.id, label, expect, Some(who.user_id), w).await.map_err(|e| {
             match e {
                 promptvault_store::StoreError::NotFound(_) => ServiceError::not_found(
                     Missing::Label,
@@ -146,7 +161,11 @@ impl Registry {
                 ),
                 other => other.into(),
             }
-        })?;
+        });
+        if let Err(e) = deleted {
+            self.audit_failed(who, "label.delete", Resource::Label, &what, &e).await;
+            return Err(e);
+        }
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(())
     }
@@ -196,7 +215,7 @@ impl Registry {
                 Ok(RolledBack::Label(view))
             }
             Rollback::NewVersion { from, bump, change_description } => {
-                self.authorize(who, Action::Create, Resource::Version)?;
+                self.gate(who, Action::Update, Resource::Template, Some(name.as_str())).await?;
                 let t = self.template_or_404(name).await?;
                 let source = self.version_or_404(&t, &from).await?;
                 let description = change_description

@@ -5,6 +5,7 @@
 //! passes an authorization decision (`authorize` is the first line of every
 //! public method).
 
+pub mod audit;
 pub mod cache;
 mod catalog;
 mod content;
@@ -17,11 +18,13 @@ mod versions;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use promptvault_core::authz::{Action, Principal, Resource, decide};
+use promptvault_core::audit::AuditOutcome;
+use promptvault_core::authz::{Action, Principal, Resource, Target, TemplateFacts, decide};
 use promptvault_core::model::truncate_to_micros;
 use promptvault_core::render::RenderLimits;
 use promptvault_core::{LabelName, TemplateName};
-use promptvault_store::{Store, VersionSelector};
+use promptvault_store::{Store, VersionSelector, Write};
+use serde_json::Value;
 
 pub use catalog::{CreateTemplate, TemplateView, UpdateTemplate};
 pub use content::ContentInput;
@@ -30,6 +33,7 @@ pub use labels::{LabelView, Rollback, RolledBack};
 pub use render::{RenderOutcome, RenderRequest};
 pub use versions::{CreateVersion, VersionCreated, VersionRef};
 
+use audit::AuditLog;
 use cache::Caches;
 use usage::UsageRecorder;
 
@@ -45,6 +49,7 @@ pub struct Registry {
     store: Arc<dyn Store>,
     caches: Arc<Caches>,
     usage: UsageRecorder,
+    audit: AuditLog,
     default_label: LabelName,
     limits: RenderLimits,
 }
@@ -66,10 +71,16 @@ impl Registry {
         store: Arc<dyn Store>,
         caches: Arc<Caches>,
         usage: UsageRecorder,
+        audit: AuditLog,
         default_label: LabelName,
         limits: RenderLimits,
     ) -> Self {
-        Self { store, caches, usage, default_label, limits }
+        Self { store, caches, usage, audit, default_label, limits }
+    }
+
+    #[must_use]
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
     }
 
     #[must_use]
@@ -82,9 +93,105 @@ impl Registry {
         self.store.ping().await.map_err(ServiceError::from)
     }
 
-    fn authorize(&self, who: &Principal, action: Action, resource: Resource) -> Result<()> {
-        let decision = decide(who, action, resource);
-        if decision.allowed { Ok(()) } else { Err(ServiceError::Forbidden { detail: decision.reason }) }
+    /// Asks the policy; a denial is audited and answered with 403.
+    async fn authorize(
+        &self,
+        who: &Principal,
+        action: Action,
+        resource: Resource,
+        target: &Target<'_>,
+        name: Option<&str>,
+    ) -> Result<()> {
+        let decision = decide(who, action, resource, target);
+        if decision.allowed {
+            return Ok(());
+        }
+        self.deny(who, action, resource, name, decision.reason).await
+    }
+
+    /// Refuses early, before anything is loaded, when no role of the
+    /// principal grants the action on the resource in any scope: a denied
+    /// caller learns nothing about what exists.
+    async fn gate(&self, who: &Principal, action: Action, resource: Resource, name: Option<&str>) -> Result<()> {
+        let any = who
+            .roles
+            .iter()
+            .flat_map(|r| r.permissions.iter())
+            .any(|p| p.resource == resource && p.action == action);
+        if any {
+            return Ok(());
+        }
+        let decision = decide(who, action, resource, &Target::default());
+        if decision.allowed {
+            return Ok(());
+        }
+        self.deny(who, action, resource, name, decision.reason).await
+    }
+
+    async fn deny(
+        &self,
+        who: &Principal,
+        action: Action,
+        resource: Resource,
+        name: Option<&str>,
+        reason: String,
+    ) -> Result<()> {
+        metrics::counter!("promptvault_authz_denied_total").increment(1);
+        let ev = self.audit.event(
+            who,
+            &format!("{resource}.{action}"),
+            resource.as_str(),
+            name.map(str::to_owned),
+            AuditOutcome::Denied,
+            Some(reason.clone()),
+            Value::Null,
+        );
+        self.audit.record(ev).await;
+        Err(ServiceError::Forbidden { detail: reason })
+    }
+
+    /// The write context of a change: its audit event rides in the store's
+    /// transaction.
+    fn audited(&self, who: &Principal, action: &str, resource: Resource, name: &str, details: Value) -> Write {
+        let ev = self.audit.event(
+            who,
+            action,
+            resource.as_str(),
+            Some(name.to_owned()),
+            AuditOutcome::Success,
+            None,
+            details,
+        );
+        Write::audited(ev.at, ev)
+    }
+
+    /// Records a successful read or render (off the request path).
+    async fn audit_ok(&self, who: &Principal, action: &str, resource: Resource, name: Option<&str>, details: Value) {
+        let ev = self.audit.event(
+            who,
+            action,
+            resource.as_str(),
+            name.map(str::to_owned),
+            AuditOutcome::Success,
+            None,
+            details,
+        );
+        self.audit.record(ev).await;
+    }
+
+    /// Records a change that failed after it was allowed (a stale write, a
+    /// conflict): its own event, since its transaction rolled back.
+    async fn audit_failed(&self, who: &Principal, action: &str, resource: Resource, name: &str, err: &ServiceError) {
+        let ev = self.audit.event(
+            who,
+            action,
+            resource.as_str(),
+            Some(name.to_owned()),
+            AuditOutcome::Failed,
+            Some(err.to_string()),
+            Value::Null,
+        );
+        self.audit.record(ev).await;
     }
 
     fn now() -> DateTime<Utc> {
@@ -133,4 +240,20 @@ pub fn check_text(what: &str, value: Option<&str>, max: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What decisions about a template depend on.
+pub(crate) fn template_target(t: &promptvault_core::model::Template) -> Target<'_> {
+    Target {
+        type_key: Some(&t.type_key),
+        type_policy: None,
+        template: Some(TemplateFacts {
+            name: &t.name,
+            owner: t.owner_id,
+            classification: t.security_classification,
+            access: &t.access,
+        }),
+        new_classification: None,
+        owner: None,
+    }
 }

@@ -11,7 +11,9 @@ use promptvault_store::{OutcomeResult, TemplateMetrics};
 use serde_json::{Map, Value};
 
 use super::cache::CompiledKey;
-use super::{Missing, ReadSelector, Registry, Result, ServiceError};
+use super::{Missing, ReadSelector, Registry, Result, ServiceError, template_target};
+use promptvault_core::authz::Target;
+use serde_json::json;
 
 #[derive(Debug, Clone, Default)]
 pub struct RenderRequest {
@@ -36,8 +38,10 @@ impl Registry {
         name: &TemplateName,
         req: RenderRequest,
     ) -> Result<RenderOutcome> {
-        self.authorize(who, Action::Execute, Resource::Template)?;
+        self.gate(who, Action::Execute, Resource::Template, Some(name.as_str())).await?;
         let resolved = self.resolve_cached(name, &req.selector).await?;
+        self.authorize(who, Action::Execute, Resource::Template, &template_target(&resolved.0), Some(name.as_str()))
+            .await?;
         let compiled = self.compiled(&resolved).await?;
         let mut rendered = compiled.render(req.parameters, &req.placeholders)?;
         let parameters = std::mem::take(&mut rendered.parameters);
@@ -59,6 +63,14 @@ impl Registry {
             })
             .await?;
         metrics::counter!("promptvault_renders_total").increment(1);
+        self.audit_ok(
+            who,
+            "template.execute",
+            Resource::Template,
+            Some(name.as_str()),
+            json!({"seq": version.seq, "prompt_id": prompt_id.to_string()}),
+        )
+        .await;
         Ok(RenderOutcome { prompt_id, resolved, rendered })
     }
 
@@ -116,11 +128,15 @@ impl Registry {
         outcome: Outcome,
         detail: Option<String>,
     ) -> Result<()> {
-        self.authorize(who, Action::Update, Resource::Prompt)?;
+        self.authorize(who, Action::Update, Resource::Prompt, &Target::default(), None).await?;
         super::check_text("detail", detail.as_deref(), 2_000)?;
         let result = self.usage.outcome(prompt, OutcomeRecord { outcome, detail, at: Self::now() }).await?;
         match result {
-            OutcomeResult::Recorded => Ok(()),
+            OutcomeResult::Recorded => {
+                let id = prompt.to_string();
+                self.audit_ok(who, "prompt.update", Resource::Prompt, Some(&id), json!({"outcome": outcome})).await;
+                Ok(())
+            }
             OutcomeResult::UnknownPrompt => {
                 Err(ServiceError::not_found(Missing::Prompt, format!("no rendering has id {prompt}")))
             }
@@ -132,7 +148,8 @@ impl Registry {
     }
 
     pub async fn get_prompt(&self, who: &Principal, id: PromptId) -> Result<PromptRecord> {
-        self.authorize(who, Action::Read, Resource::Prompt)?;
+        self.authorize(who, Action::Read, Resource::Prompt, &Target::default(), None).await?;
+        self.audit_ok(who, "prompt.read", Resource::Prompt, Some(&id.to_string()), Value::Null).await;
         // A rendering may still be queued: write the queue first.
         self.usage.flush().await?;
         self.store
@@ -142,8 +159,10 @@ impl Registry {
     }
 
     pub async fn metrics(&self, who: &Principal, name: &TemplateName) -> Result<(Template, TemplateMetrics)> {
-        self.authorize(who, Action::Read, Resource::Template)?;
+        self.gate(who, Action::Read, Resource::Prompt, Some(name.as_str())).await?;
         let t = self.template_or_404(name).await?;
+        self.authorize(who, Action::Read, Resource::Prompt, &template_target(&t), Some(name.as_str())).await?;
+        self.audit_ok(who, "prompt.metrics", Resource::Prompt, Some(name.as_str()), Value::Null).await;
         self.usage.flush().await?;
         let m = self.store.template_metrics(t.id).await?;
         Ok((t, m))

@@ -11,7 +11,8 @@ use promptvault_store::{
 };
 
 use super::content::{self, ContentInput};
-use super::{Missing, ReadSelector, Registry, Result, ServiceError};
+use super::{Missing, ReadSelector, Registry, Result, ServiceError, template_target};
+use serde_json::{Value, json};
 
 /// A version as named in a URL or a request: its sequence number (`3`) or
 /// its semantic version (`1.2.0`).
@@ -83,9 +84,11 @@ impl Registry {
         name: &TemplateName,
         page: &PageRequest,
     ) -> Result<(Template, Page<Version>)> {
-        self.authorize(who, Action::Read, Resource::Version)?;
+        self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let t = self.template_or_404(name).await?;
+        self.authorize(who, Action::Read, Resource::Template, &template_target(&t), Some(name.as_str())).await?;
         let versions = self.store.list_versions(t.id, page).await?;
+        self.audit_ok(who, "version.list", Resource::Template, Some(name.as_str()), Value::Null).await;
         Ok((t, versions))
     }
 
@@ -95,9 +98,13 @@ impl Registry {
         name: &TemplateName,
         v: &VersionRef,
     ) -> Result<(Template, Version)> {
-        self.authorize(who, Action::Read, Resource::Version)?;
+        self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let found =
             self.resolve_cached(name, &ReadSelector { label: None, version: Some(v.clone()) }).await?;
+        self.authorize(who, Action::Read, Resource::Template, &template_target(&found.0), Some(name.as_str()))
+            .await?;
+        self.audit_ok(who, "version.read", Resource::Template, Some(name.as_str()), json!({"seq": found.1.seq}))
+            .await;
         Ok((found.0.clone(), found.1.clone()))
     }
 
@@ -109,7 +116,7 @@ impl Registry {
         name: &TemplateName,
         input: CreateVersion,
     ) -> Result<VersionCreated> {
-        self.authorize(who, Action::Create, Resource::Version)?;
+        self.gate(who, Action::Update, Resource::Template, Some(name.as_str())).await?;
         super::check_text("change_description", input.change_description.as_deref(), 2_000)?;
         let checked = content::check(input.content)?;
         let mut warnings = checked.warnings;
@@ -118,6 +125,8 @@ impl Registry {
         // compute again, unless the caller pinned the base.
         for _attempt in 0..5 {
             let template = self.template_or_404(name).await?;
+            self.authorize(who, Action::Update, Resource::Template, &template_target(&template), Some(name.as_str()))
+                .await?;
             let prompt_type = self
                 .store
                 .get_prompt_type_by_id(template.prompt_type_id)
@@ -147,13 +156,24 @@ impl Registry {
                 change_description: input.change_description.clone(),
                 restored_from: input.restored_from,
             };
-            match self.store.create_version(template.id, base.seq, new, Self::now()).await {
+            let w = self.audited(
+                who,
+                "version.create",
+                Resource::Template,
+                name.as_str(),
+                json!({"version": new.version.to_string(), "content_hash": new.content_hash.to_string()}),
+            );
+            match self.store.create_version(template.id, base.seq, new, w).await {
                 Ok(version) => {
                     self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
                     return Ok(VersionCreated { version, changes: changes.changes, warnings });
                 }
                 Err(StoreError::Conflict(Conflict::StaleBase { .. })) if input.base_version.is_none() => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let e = ServiceError::from(e);
+                    self.audit_failed(who, "version.create", Resource::Template, name.as_str(), &e).await;
+                    return Err(e);
+                }
             }
         }
         Err(ServiceError::conflict("stale_base", "versions are being added too quickly; retry"))
@@ -169,12 +189,14 @@ impl Registry {
         expect: Revision,
         input: CreateVersion,
     ) -> Result<VersionCreated> {
-        self.authorize(who, Action::Update, Resource::Version)?;
+        self.gate(who, Action::Update, Resource::Template, Some(name.as_str())).await?;
         super::check_text("change_description", input.change_description.as_deref(), 2_000)?;
         let checked = content::check(input.content)?;
         let mut warnings = checked.warnings;
         warnings.extend(self.unresolvable_references(&checked.analysis.references).await?);
         let template = self.template_or_404(name).await?;
+        self.authorize(who, Action::Update, Resource::Template, &template_target(&template), Some(name.as_str()))
+            .await?;
         let current = self.version_or_404(&template, v).await?;
         let prompt_type = self
             .store
@@ -200,10 +222,21 @@ impl Registry {
             change_description: input.change_description.or(current.change_description),
             restored_from: current.restored_from,
         };
-        let version = self
-            .store
-            .update_draft(template.id, current.seq, Expect::Revision(expect), new, Self::now())
-            .await?;
+        let w = self.audited(
+            who,
+            "version.update",
+            Resource::Template,
+            name.as_str(),
+            json!({"seq": current.seq, "content_hash": new.content_hash.to_string()}),
+        );
+        let version = match self.store.update_draft(template.id, current.seq, Expect::Revision(expect), new, w).await {
+            Ok(v) => v,
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.audit_failed(who, "version.update", Resource::Template, name.as_str(), &e).await;
+                return Err(e);
+            }
+        };
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(VersionCreated { version, changes, warnings })
     }
@@ -215,10 +248,17 @@ impl Registry {
         v: &VersionRef,
         expect: Revision,
     ) -> Result<()> {
-        self.authorize(who, Action::Delete, Resource::Version)?;
+        self.gate(who, Action::Update, Resource::Template, Some(name.as_str())).await?;
         let template = self.template_or_404(name).await?;
+        self.authorize(who, Action::Update, Resource::Template, &template_target(&template), Some(name.as_str()))
+            .await?;
         let current = self.version_or_404(&template, v).await?;
-        self.store.delete_draft(template.id, current.seq, Expect::Revision(expect)).await?;
+        let w = self.audited(who, "version.delete", Resource::Template, name.as_str(), json!({"seq": current.seq}));
+        if let Err(e) = self.store.delete_draft(template.id, current.seq, Expect::Revision(expect), w).await {
+            let e = ServiceError::from(e);
+            self.audit_failed(who, "version.delete", Resource::Template, name.as_str(), &e).await;
+            return Err(e);
+        }
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(())
     }
@@ -231,8 +271,10 @@ impl Registry {
         from: Option<&VersionRef>,
         to: Option<&VersionRef>,
     ) -> Result<(Version, Version, VersionDiff)> {
-        self.authorize(who, Action::Read, Resource::Version)?;
+        self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let template = self.template_or_404(name).await?;
+        self.authorize(who, Action::Read, Resource::Template, &template_target(&template), Some(name.as_str()))
+            .await?;
         let to = match to {
             Some(v) => self.version_or_404(&template, v).await?,
             None => self.latest_version(&template).await?,

@@ -18,15 +18,16 @@ impl PgStore {
         &self,
         new: NewTemplate,
         first: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(Template, Version)> {
+        let at = w.at;
         let id = TemplateId::new();
         let mut tx = self.pool.begin().await?;
         let tags: Vec<&str> = new.tags.iter().map(|t| t.as_str()).collect();
         sqlx::query(
             "INSERT INTO prompt_template (id, prompt_type_id, name, description, long_description_markdown, \
-             creator_id, owner_id, security_classification, tags, created_at, revision, latest_seq, last_seq, latest_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, 1, 1, $11)",
+             creator_id, owner_id, security_classification, tags, created_at, revision, latest_seq, last_seq, latest_version, \
+             access) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, 1, 1, $11, $12)",
         )
         .bind(id.as_uuid())
         .bind(new.prompt_type_id.as_uuid())
@@ -39,6 +40,7 @@ impl PgStore {
         .bind(Json(&tags))
         .bind(at)
         .bind(first.version.to_string())
+        .bind(Json(&new.access))
         .execute(&mut *tx)
         .await
         .map_err(|e| codec::unique(e, "template", new.name.as_str()))?;
@@ -47,7 +49,7 @@ impl PgStore {
         refresh_search(&mut tx, id).await?;
         let template = template_by_id(&mut tx, id).await?;
         let version = super::versions::load_version(&mut tx, id, 1).await?;
-        notify::commit(tx, Some(&new.name)).await?;
+        notify::commit(tx, Some(&new.name), w.audit.as_ref()).await?;
         Ok((template, version))
     }
 
@@ -61,8 +63,9 @@ impl PgStore {
         name: &TemplateName,
         expect: Expect,
         patch: TemplatePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Template> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let current = lock_template(&mut tx, name, "FOR NO KEY UPDATE OF t").await?;
         expect.check("template", current.revision)?;
@@ -73,7 +76,8 @@ impl PgStore {
         let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
         sqlx::query(
             "UPDATE prompt_template SET prompt_type_id = $1, description = $2, long_description_markdown = $3, \
-             owner_id = $4, security_classification = $5, tags = $6, updated_at = $7, revision = revision + 1 WHERE id = $8",
+             owner_id = $4, security_classification = $5, tags = $6, updated_at = $7, revision = revision + 1, \
+             access = $9 WHERE id = $8",
         )
         .bind(patch.prompt_type_id.unwrap_or(current.prompt_type_id).as_uuid())
         .bind(patch.description.unwrap_or(current.description))
@@ -83,16 +87,18 @@ impl PgStore {
         .bind(Json(&tag_refs))
         .bind(at)
         .bind(current.id.as_uuid())
+        .bind(Json(patch.access.as_ref().unwrap_or(&current.access)))
         .execute(&mut *tx)
         .await?;
         write_tags(&mut tx, current.id, &tag_refs).await?;
         refresh_search(&mut tx, current.id).await?;
         let updated = template_by_id(&mut tx, current.id).await?;
-        notify::commit(tx, Some(name)).await?;
+        notify::commit(tx, Some(name), w.audit.as_ref()).await?;
         Ok(updated)
     }
 
-    pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect) -> Result<()> {
+    pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect, w: Write) -> Result<()> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let current = lock_template(&mut tx, name, "FOR UPDATE OF t").await?;
         expect.check("template", current.revision)?;
@@ -105,7 +111,7 @@ impl PgStore {
             .bind(current.id.as_uuid())
             .execute(&mut *tx)
             .await?;
-        notify::commit(tx, Some(name)).await
+        notify::commit(tx, Some(name), w.audit.as_ref()).await
     }
 }
 

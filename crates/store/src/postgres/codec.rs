@@ -15,13 +15,14 @@ const FOREIGN_KEY_VIOLATION: &str = "23503";
 const SERIALIZATION_FAILURE: &str = "40001";
 const DEADLOCK_DETECTED: &str = "40P01";
 
-pub(super) const TYPE_COLS: &str = "id, key, name, schema, created_at, updated_at, revision";
+pub(super) const TYPE_COLS: &str = "id, key, name, schema, policy, created_at, updated_at, revision";
 
 pub(super) fn prompt_type(r: &PgRow) -> Result<PromptTypeRow> {
     Ok(PromptTypeRow {
         id: r.try_get("id")?,
         key: r.try_get("key")?,
         name: r.try_get("name")?,
+        policy: r.try_get("policy")?,
         schema: r.try_get("schema")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -33,13 +34,14 @@ pub(super) fn prompt_type(r: &PgRow) -> Result<PromptTypeRow> {
 pub(super) const TEMPLATE_COLS: &str = "t.id, t.prompt_type_id, pt.key AS type_key, t.name, \
     t.description, t.long_description_markdown, t.creator_id, t.owner_id, t.tags, \
     t.security_classification, t.created_at, t.updated_at, t.revision, t.latest_seq, \
-    t.latest_version";
+    t.latest_version, t.access";
 
 /// The FROM clause that goes with [`TEMPLATE_COLS`].
 pub(super) const TEMPLATE_FROM: &str = "prompt_template t JOIN prompt_type pt ON pt.id = t.prompt_type_id";
 
 pub(super) fn template(r: &PgRow) -> Result<TemplateRow> {
     Ok(TemplateRow {
+        access: r.try_get("access")?,
         id: r.try_get("id")?,
         prompt_type_id: r.try_get("prompt_type_id")?,
         type_key: r.try_get("type_key")?,

@@ -22,8 +22,9 @@ impl PgStore {
         seq: u32,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Label)> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let target = load_version(&mut tx, template, seq).await?;
@@ -57,7 +58,7 @@ impl PgStore {
         let l = find_label(&mut tx, template, label)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("label {label}")))?;
-        notify::commit(tx, Some(&t.name)).await?;
+        notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, l))
     }
 
@@ -67,8 +68,9 @@ impl PgStore {
         label: &LabelName,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<TemplateName> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let Some(current) = find_label(&mut tx, template, label).await? else {
@@ -81,7 +83,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         record_move(&mut tx, template, label, Some(current.version_seq), None, by, at).await?;
-        notify::commit(tx, Some(&t.name)).await?;
+        notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok(t.name)
     }
 

@@ -34,10 +34,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Announces the change to other processes, then commits.
+/// `audit`, if any, is appended in the same transaction.
 pub(super) async fn commit(
     mut tx: Transaction<'static, Postgres>,
     template: Option<&TemplateName>,
+    audit: Option<&promptvault_core::audit::NewAuditEvent>,
 ) -> Result<()> {
+    if let Some(ev) = audit {
+        super::audit::append(&mut tx, ev.clone()).await?;
+    }
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(template.map_or("", |t| t.as_str()))

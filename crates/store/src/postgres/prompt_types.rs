@@ -16,8 +16,9 @@ impl PgStore {
     pub(super) async fn create_prompt_type_impl(
         &self,
         new: NewPromptType,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<PromptType> {
+        let at = w.at;
         let id = PromptTypeId::new();
         let mut tx = self.pool.begin().await?;
         // Checked first for a precise error; the unique constraints still
@@ -31,7 +32,7 @@ impl PgStore {
             }
         }
         let sql = format!(
-            "INSERT INTO prompt_type (id, key, name, schema, created_at, revision) VALUES ($1, $2, $3, $4, $5, 1) \
+            "INSERT INTO prompt_type (id, key, name, schema, policy, created_at, revision) VALUES ($1, $2, $3, $4, $5, $6, 1) \
              RETURNING {TYPE_COLS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -39,12 +40,13 @@ impl PgStore {
             .bind(new.key.as_str())
             .bind(&new.name)
             .bind(new.schema.as_ref().map(Json))
+            .bind(Json(&new.policy))
             .bind(at)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| codec::unique(e, "prompt type", new.key.as_str()))?;
         let created = codec::prompt_type(&row)?.decode()?;
-        notify::commit(tx, None).await?;
+        notify::commit(tx, None, w.audit.as_ref()).await?;
         Ok(created)
     }
 
@@ -74,15 +76,18 @@ impl PgStore {
         key: &PromptTypeKey,
         expect: Expect,
         patch: PromptTypePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<PromptType> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let current = lock_prompt_type(&mut tx, key, "FOR NO KEY UPDATE").await?;
         expect.check("prompt type", current.revision)?;
         let name = patch.name.unwrap_or(current.name);
         let schema = patch.schema.unwrap_or(current.schema);
+        let policy = patch.policy.unwrap_or(current.policy);
         let sql = format!(
-            "UPDATE prompt_type SET name = $1, schema = $2, updated_at = $3, revision = revision + 1 WHERE id = $4 \
+            "UPDATE prompt_type SET name = $1, schema = $2, updated_at = $3, revision = revision + 1, policy = $5 \
+             WHERE id = $4 \
              RETURNING {TYPE_COLS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -90,15 +95,17 @@ impl PgStore {
             .bind(schema.as_ref().map(Json))
             .bind(at)
             .bind(current.id.as_uuid())
+            .bind(Json(&policy))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| codec::unique(e, "prompt type name", &name))?;
         let updated = codec::prompt_type(&row)?.decode()?;
-        notify::commit(tx, None).await?;
+        notify::commit(tx, None, w.audit.as_ref()).await?;
         Ok(updated)
     }
 
-    pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect) -> Result<()> {
+    pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect, w: Write) -> Result<()> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE conflicts with the key-share lock a template insert
         // takes on its type, so the count below sees every committed user.
@@ -106,6 +113,7 @@ impl PgStore {
         expect.check("prompt type", current.revision)?;
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM prompt_template WHERE prompt_type_id = $1")
             .bind(current.id.as_uuid())
+            .bind(Json(&policy))
             .fetch_one(&mut *tx)
             .await?;
         if count > 0 {
@@ -115,7 +123,7 @@ impl PgStore {
             .bind(current.id.as_uuid())
             .execute(&mut *tx)
             .await?;
-        notify::commit(tx, None).await
+        notify::commit(tx, None, w.audit.as_ref()).await
     }
 }
 

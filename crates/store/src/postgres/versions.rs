@@ -63,8 +63,9 @@ impl PgStore {
         template: TemplateId,
         base_seq: u32,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Version)> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         if t.latest_seq != base_seq {
@@ -86,7 +87,7 @@ impl PgStore {
         .await?;
         refresh_search(&mut tx, template).await?;
         let v = load_version(&mut tx, template, seq).await?;
-        notify::commit(tx, Some(&t.name)).await?;
+        notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
 
@@ -96,8 +97,9 @@ impl PgStore {
         seq: u32,
         expect: Expect,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Version)> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
@@ -135,7 +137,7 @@ impl PgStore {
             .await?;
         refresh_search(&mut tx, template).await?;
         let v = load_version(&mut tx, template, seq).await?;
-        notify::commit(tx, Some(&t.name)).await?;
+        notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
 
@@ -144,7 +146,9 @@ impl PgStore {
         template: TemplateId,
         seq: u32,
         expect: Expect,
+        w: Write,
     ) -> Result<TemplateName> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
@@ -181,7 +185,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         refresh_search(&mut tx, template).await?;
-        notify::commit(tx, Some(&t.name)).await?;
+        notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok(t.name)
     }
 
@@ -191,8 +195,9 @@ impl PgStore {
         seq: u32,
         expect: Expect,
         status: VersionStatus,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Version)> {
+        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
@@ -204,7 +209,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         let v = load_version(&mut tx, template, seq).await?;
-        notify::commit(tx, Some(&t.name)).await?;
+        notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
 

@@ -19,8 +19,9 @@ impl SqliteStore {
     pub(super) async fn create_prompt_type_impl(
         &self,
         new: NewPromptType,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<PromptType> {
+        let at = w.at;
         let id = promptvault_core::PromptTypeId::new();
         let mut tx = self.writer.begin().await?;
         for (col, value, what) in
@@ -32,12 +33,13 @@ impl SqliteStore {
             }
         }
         sqlx::query(
-            "INSERT INTO prompt_type (id, key, name, schema, created_at, revision) VALUES (?, ?, ?, ?, ?, 1)",
+            "INSERT INTO prompt_type (id, key, name, schema, policy, created_at, revision) VALUES (?, ?, ?, ?, ?, ?, 1)",
         )
         .bind(id.to_string())
         .bind(new.key.as_str())
         .bind(&new.name)
         .bind(new.schema.as_ref().map(ToString::to_string))
+        .bind(serde_json::to_string(&new.policy).unwrap_or_else(|_| "{}".into()))
         .bind(ts(at))
         .execute(&mut *tx)
         .await
@@ -47,7 +49,7 @@ impl SqliteStore {
                 .bind(id.to_string())
                 .fetch_one(&mut *tx)
                 .await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         codec::prompt_type(&row)?.decode()
     }
 
@@ -68,8 +70,9 @@ impl SqliteStore {
         key: &PromptTypeKey,
         expect: Expect,
         patch: PromptTypePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<PromptType> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE key = ?");
         let Some(row) =
@@ -81,20 +84,26 @@ impl SqliteStore {
         expect.check("prompt type", current.revision)?;
         let name = patch.name.unwrap_or(current.name);
         let schema = patch.schema.unwrap_or(current.schema);
-        sqlx::query("UPDATE prompt_type SET name = ?, schema = ?, updated_at = ?, revision = revision + 1 WHERE id = ?")
-            .bind(&name)
-            .bind(schema.as_ref().map(ToString::to_string))
+        let policy = patch.policy.unwrap_or(current.policy);
+        sqlx::query(
+            "UPDATE prompt_type SET name = ?, schema = ?, policy = ?, updated_at = ?, revision = revision + 1 \
+             WHERE id = ?",
+        )
+        .bind(&name)
+        .bind(schema.as_ref().map(ToString::to_string))
+        .bind(serde_json::to_string(&policy).unwrap_or_else(|_| "{}".into()))
             .bind(ts(at))
             .bind(current.id.to_string())
             .execute(&mut *tx)
             .await
             .map_err(|e| codec::unique(e, "prompt type name", &name))?;
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key.as_str()).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         codec::prompt_type(&row)?.decode()
     }
 
-    pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect) -> Result<()> {
+    pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect, w: Write) -> Result<()> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE key = ?");
         let Some(row) =
@@ -115,7 +124,7 @@ impl SqliteStore {
             .bind(current.id.to_string())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok(())
     }
 
@@ -123,15 +132,16 @@ impl SqliteStore {
         &self,
         new: NewTemplate,
         first: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(Template, Version)> {
+        let at = w.at;
         let id = promptvault_core::TemplateId::new();
         let mut tx = self.writer.begin().await?;
         let tags: Vec<&str> = new.tags.iter().map(|t| t.as_str()).collect();
         sqlx::query(
             "INSERT INTO prompt_template (id, prompt_type_id, name, description, long_description_markdown, \
-             creator_id, owner_id, security_classification, tags, created_at, revision, latest_seq, last_seq, latest_version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1, 1, ?)",
+             creator_id, owner_id, security_classification, tags, created_at, revision, latest_seq, last_seq, latest_version, \
+             access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1, 1, ?, ?)",
         )
         .bind(id.to_string())
         .bind(new.prompt_type_id.to_string())
@@ -144,6 +154,7 @@ impl SqliteStore {
         .bind(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
         .bind(ts(at))
         .bind(first.version.to_string())
+        .bind(serde_json::to_string(&new.access).unwrap_or_else(|_| "{}".into()))
         .execute(&mut *tx)
         .await
         .map_err(|e| codec::unique(e, "template", new.name.as_str()))?;
@@ -152,7 +163,7 @@ impl SqliteStore {
         refresh_search(&mut tx, id).await?;
         let template = load_template(&mut tx, &new.name).await?;
         let version = super::versions::load_version(&mut tx, id, 1).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((template, version))
     }
 
@@ -166,8 +177,9 @@ impl SqliteStore {
         name: &TemplateName,
         expect: Expect,
         patch: TemplatePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Template> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let current = load_template(&mut tx, name).await?;
         expect.check("template", current.revision)?;
@@ -179,7 +191,8 @@ impl SqliteStore {
         let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
         sqlx::query(
             "UPDATE prompt_template SET prompt_type_id = ?, description = ?, long_description_markdown = ?, \
-             owner_id = ?, security_classification = ?, tags = ?, updated_at = ?, revision = revision + 1 WHERE id = ?",
+             owner_id = ?, security_classification = ?, tags = ?, access = ?, updated_at = ?, revision = revision + 1 \
+             WHERE id = ?",
         )
         .bind(type_id.to_string())
         .bind(patch.description.unwrap_or(current.description))
@@ -187,6 +200,7 @@ impl SqliteStore {
         .bind(patch.owner_id.unwrap_or(current.owner_id).map(|u| u.to_string()))
         .bind(patch.security_classification.unwrap_or(current.security_classification).as_str())
         .bind(serde_json::to_string(&tag_refs).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&patch.access.unwrap_or(current.access)).unwrap_or_else(|_| "{}".into()))
         .bind(ts(at))
         .bind(current.id.to_string())
         .execute(&mut *tx)
@@ -194,11 +208,12 @@ impl SqliteStore {
         write_tags(&mut tx, current.id, &tag_refs).await?;
         refresh_search(&mut tx, current.id).await?;
         let updated = load_template(&mut tx, name).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok(updated)
     }
 
-    pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect) -> Result<()> {
+    pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect, w: Write) -> Result<()> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let current = load_template(&mut tx, name).await?;
         expect.check("template", current.revision)?;
@@ -211,7 +226,7 @@ impl SqliteStore {
         .await?;
         sqlx::query("DELETE FROM prompt_label WHERE template_id = ?").bind(&id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM prompt_template WHERE id = ?").bind(&id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok(())
     }
 

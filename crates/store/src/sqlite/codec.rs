@@ -71,13 +71,14 @@ impl Col for SqliteRow {
     }
 }
 
-pub(super) const TYPE_COLS: &str = "id, key, name, schema, created_at, updated_at, revision";
+pub(super) const TYPE_COLS: &str = "id, key, name, schema, policy, created_at, updated_at, revision";
 
 pub(super) fn prompt_type(r: &SqliteRow) -> Result<PromptTypeRow> {
     Ok(PromptTypeRow {
         id: r.uuid("id")?,
         key: r.text("key")?,
         name: r.text("name")?,
+        policy: r.json("policy")?,
         schema: r.json_opt("schema")?,
         created_at: r.time("created_at")?,
         updated_at: r.time_opt("updated_at")?,
@@ -89,12 +90,13 @@ pub(super) fn prompt_type(r: &SqliteRow) -> Result<PromptTypeRow> {
 pub(super) const TEMPLATE_COLS: &str = "t.id, t.prompt_type_id, pt.key AS type_key, t.name, \
     t.description, t.long_description_markdown, t.creator_id, t.owner_id, t.tags, \
     t.security_classification, t.created_at, t.updated_at, t.revision, t.latest_seq, \
-    t.latest_version";
+    t.latest_version, t.access";
 
 pub(super) fn template(r: &SqliteRow) -> Result<TemplateRow> {
     let tags: Vec<String> =
         serde_json::from_value(r.json("tags")?).map_err(|e| StoreError::corrupt(format!("tags: {e}")))?;
     Ok(TemplateRow {
+        access: r.json("access")?,
         id: r.uuid("id")?,
         prompt_type_id: r.uuid("prompt_type_id")?,
         type_key: r.text("type_key")?,

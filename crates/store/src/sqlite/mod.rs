@@ -4,6 +4,7 @@
 //! contend for SQLite's single writer lock (no `SQLITE_BUSY` on lock
 //! upgrade); reads use a separate pool and see committed snapshots.
 
+mod audit;
 mod catalog;
 mod codec;
 mod usage;
@@ -27,7 +28,9 @@ use tokio::sync::broadcast;
 use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 use crate::store::{Backend, Store};
-use crate::types::{
+use promptvault_core::audit::{AuditEvent, NewAuditEvent};
+
+use crate::types::{AuditFilter, AuditHead, PurgeReport, Write, 
     ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
     OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics, TemplatePatch,
     UsageEvent, User, VersionSelector,
@@ -117,8 +120,8 @@ impl Store for SqliteStore {
         self.get_user_impl(id).await
     }
 
-    async fn create_prompt_type(&self, new: NewPromptType, at: DateTime<Utc>) -> Result<PromptType> {
-        let t = self.create_prompt_type_impl(new, at).await?;
+    async fn create_prompt_type(&self, new: NewPromptType, w: Write) -> Result<PromptType> {
+        let t = self.create_prompt_type_impl(new, w).await?;
         self.notify(None);
         Ok(t)
     }
@@ -140,15 +143,15 @@ impl Store for SqliteStore {
         key: &PromptTypeKey,
         expect: Expect,
         patch: PromptTypePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<PromptType> {
-        let t = self.update_prompt_type_impl(key, expect, patch, at).await?;
+        let t = self.update_prompt_type_impl(key, expect, patch, w).await?;
         self.notify(None);
         Ok(t)
     }
 
-    async fn delete_prompt_type(&self, key: &PromptTypeKey, expect: Expect) -> Result<()> {
-        self.delete_prompt_type_impl(key, expect).await?;
+    async fn delete_prompt_type(&self, key: &PromptTypeKey, expect: Expect, w: Write) -> Result<()> {
+        self.delete_prompt_type_impl(key, expect, w).await?;
         self.notify(None);
         Ok(())
     }
@@ -157,9 +160,9 @@ impl Store for SqliteStore {
         &self,
         new: NewTemplate,
         first: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(Template, Version)> {
-        let created = self.create_template_impl(new, first, at).await?;
+        let created = self.create_template_impl(new, first, w).await?;
         self.notify(Some(&created.0.name));
         Ok(created)
     }
@@ -173,15 +176,15 @@ impl Store for SqliteStore {
         name: &TemplateName,
         expect: Expect,
         patch: TemplatePatch,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Template> {
-        let t = self.update_template_impl(name, expect, patch, at).await?;
+        let t = self.update_template_impl(name, expect, patch, w).await?;
         self.notify(Some(name));
         Ok(t)
     }
 
-    async fn delete_template(&self, name: &TemplateName, expect: Expect) -> Result<()> {
-        self.delete_template_impl(name, expect).await?;
+    async fn delete_template(&self, name: &TemplateName, expect: Expect, w: Write) -> Result<()> {
+        self.delete_template_impl(name, expect, w).await?;
         self.notify(Some(name));
         Ok(())
     }
@@ -195,9 +198,9 @@ impl Store for SqliteStore {
         template: TemplateId,
         base_seq: u32,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Version> {
-        let (name, v) = self.create_version_impl(template, base_seq, new, at).await?;
+        let (name, v) = self.create_version_impl(template, base_seq, new, w).await?;
         self.notify(Some(&name));
         Ok(v)
     }
@@ -208,15 +211,15 @@ impl Store for SqliteStore {
         seq: u32,
         expect: Expect,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Version> {
-        let (name, v) = self.update_draft_impl(template, seq, expect, new, at).await?;
+        let (name, v) = self.update_draft_impl(template, seq, expect, new, w).await?;
         self.notify(Some(&name));
         Ok(v)
     }
 
-    async fn delete_draft(&self, template: TemplateId, seq: u32, expect: Expect) -> Result<()> {
-        let name = self.delete_draft_impl(template, seq, expect).await?;
+    async fn delete_draft(&self, template: TemplateId, seq: u32, expect: Expect, w: Write) -> Result<()> {
+        let name = self.delete_draft_impl(template, seq, expect, w).await?;
         self.notify(Some(&name));
         Ok(())
     }
@@ -227,9 +230,9 @@ impl Store for SqliteStore {
         seq: u32,
         expect: Expect,
         status: VersionStatus,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Version> {
-        let (name, v) = self.set_version_status_impl(template, seq, expect, status, at).await?;
+        let (name, v) = self.set_version_status_impl(template, seq, expect, status, w).await?;
         self.notify(Some(&name));
         Ok(v)
     }
@@ -257,9 +260,9 @@ impl Store for SqliteStore {
         seq: u32,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<Label> {
-        let (name, l) = self.set_label_impl(template, label, seq, expect, by, at).await?;
+        let (name, l) = self.set_label_impl(template, label, seq, expect, by, w).await?;
         self.notify(Some(&name));
         Ok(l)
     }
@@ -270,9 +273,9 @@ impl Store for SqliteStore {
         label: &LabelName,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<()> {
-        let name = self.delete_label_impl(template, label, expect, by, at).await?;
+        let name = self.delete_label_impl(template, label, expect, by, w).await?;
         self.notify(Some(&name));
         Ok(())
     }
@@ -300,5 +303,25 @@ impl Store for SqliteStore {
 
     async fn template_metrics(&self, template: TemplateId) -> Result<TemplateMetrics> {
         self.template_metrics_impl(template).await
+    }
+
+    async fn append_audit(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
+        self.append_audit_impl(events).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        self.list_audit_impl(filter).await
+    }
+
+    async fn audit_chain_page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.audit_chain_page_impl(after_seq, limit).await
+    }
+
+    async fn audit_head(&self) -> Result<AuditHead> {
+        self.audit_head_impl().await
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> Result<PurgeReport> {
+        self.purge_audit_impl(before, at).await
     }
 }

@@ -62,8 +62,9 @@ impl SqliteStore {
         template: TemplateId,
         base_seq: u32,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Version)> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         if t.latest_seq != base_seq {
@@ -86,7 +87,7 @@ impl SqliteStore {
         .await?;
         refresh_search(&mut tx, template).await?;
         let v = load_version(&mut tx, template, seq).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
 
@@ -96,8 +97,9 @@ impl SqliteStore {
         seq: u32,
         expect: Expect,
         new: NewVersion,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Version)> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
@@ -136,7 +138,7 @@ impl SqliteStore {
             .await?;
         refresh_search(&mut tx, template).await?;
         let v = load_version(&mut tx, template, seq).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
 
@@ -145,7 +147,9 @@ impl SqliteStore {
         template: TemplateId,
         seq: u32,
         expect: Expect,
+        w: Write,
     ) -> Result<TemplateName> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
@@ -182,7 +186,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         refresh_search(&mut tx, template).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok(t.name)
     }
 
@@ -192,8 +196,9 @@ impl SqliteStore {
         seq: u32,
         expect: Expect,
         status: VersionStatus,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Version)> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;
@@ -207,7 +212,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         let v = load_version(&mut tx, template, seq).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
 
@@ -271,8 +276,9 @@ impl SqliteStore {
         seq: u32,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<(TemplateName, Label)> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let target = load_version(&mut tx, template, seq).await?;
@@ -303,7 +309,7 @@ impl SqliteStore {
         let l = find_label(&mut tx, template, label)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("label {label}")))?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, l))
     }
 
@@ -313,8 +319,9 @@ impl SqliteStore {
         label: &LabelName,
         expect: Expect,
         by: Option<UserId>,
-        at: DateTime<Utc>,
+        w: Write,
     ) -> Result<TemplateName> {
+        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let Some(current) = find_label(&mut tx, template, label).await? else {
@@ -327,7 +334,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         record_move(&mut tx, template, label, Some(current.version_seq), None, by, at).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok(t.name)
     }
 

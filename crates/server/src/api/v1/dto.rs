@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{LabelMove, PromptRecord, PromptType, Template, UsageMetrics, Version};
 use promptvault_core::versioning::Change;
-use promptvault_core::{Bump, TemplateBody, TemplateKind};
+use promptvault_core::authz::{TemplateAccess, TypePolicy};
+use promptvault_core::{Bump, DeploymentModel, TemplateBody, TemplateKind};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -19,6 +20,83 @@ pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Who may create templates of a type, and whether its versions need the
+/// approval workflow.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TypePolicyDto {
+    /// Only holders of `allowed_roles` (and admins) create templates of this type.
+    #[serde(default)]
+    pub restricted_creation: bool,
+    #[serde(default)]
+    pub allowed_roles: Vec<String>,
+    /// Versions must pass the approval workflow (default true).
+    #[serde(default = "yes")]
+    pub requires_approval: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<TypePolicy> for TypePolicyDto {
+    fn from(p: TypePolicy) -> Self {
+        Self {
+            restricted_creation: p.restricted_creation,
+            allowed_roles: p.allowed_roles,
+            requires_approval: p.requires_approval,
+        }
+    }
+}
+
+impl From<TypePolicyDto> for TypePolicy {
+    fn from(p: TypePolicyDto) -> Self {
+        Self {
+            restricted_creation: p.restricted_creation,
+            allowed_roles: p.allowed_roles,
+            requires_approval: p.requires_approval,
+        }
+    }
+}
+
+/// Per-template access settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateAccessDto {
+    /// Only the owner (and admins) may change the template.
+    #[serde(default)]
+    pub owner_only: bool,
+    /// When not empty, only holders of one of these roles (and admins) may
+    /// use the template at all.
+    #[serde(default)]
+    pub allowed_roles: Vec<String>,
+    /// When not empty, the deployments (`electron_local`, `electron_remote`,
+    /// `web_application`) the template may be delivered to.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub restricted_deployments: Vec<DeploymentModel>,
+}
+
+impl From<TemplateAccess> for TemplateAccessDto {
+    fn from(a: TemplateAccess) -> Self {
+        Self {
+            owner_only: a.owner_only,
+            allowed_roles: a.allowed_roles,
+            restricted_deployments: a.restricted_deployments,
+        }
+    }
+}
+
+impl From<TemplateAccessDto> for TemplateAccess {
+    fn from(a: TemplateAccessDto) -> Self {
+        Self {
+            owner_only: a.owner_only,
+            allowed_roles: a.allowed_roles,
+            restricted_deployments: a.restricted_deployments,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PromptTypeDto {
     pub id: Uuid,
@@ -28,6 +106,7 @@ pub struct PromptTypeDto {
     /// Parameter contract every template of this type must meet.
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    pub policy: TypePolicyDto,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     /// Row revision; the ETag is `"type-<revision>"`.
@@ -41,6 +120,7 @@ impl From<PromptType> for PromptTypeDto {
             key: t.key.into_string(),
             name: t.name,
             schema: t.schema,
+            policy: t.policy.into(),
             created_at: t.created_at,
             updated_at: t.updated_at,
             revision: t.revision.0,
@@ -58,6 +138,7 @@ pub struct CreatePromptTypeRequest {
     /// A parameter contract: `{"properties": {...}, "required": [...]}`.
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    pub policy: Option<TypePolicyDto>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -68,6 +149,7 @@ pub struct UpdatePromptTypeRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Option<Value>>,
+    pub policy: Option<TypePolicyDto>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -100,6 +182,7 @@ pub struct TemplateSummary {
     pub owner_id: Option<Uuid>,
     pub creator_id: Option<Uuid>,
     pub latest: VersionPointer,
+    pub access: TemplateAccessDto,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     /// Row revision; the ETag is `"tpl-<revision>"`.
@@ -118,6 +201,7 @@ impl From<&Template> for TemplateSummary {
             owner_id: t.owner_id.map(|u| *u.as_uuid()),
             creator_id: t.creator_id.map(|u| *u.as_uuid()),
             latest: VersionPointer { seq: t.latest_seq, version: t.latest_version.to_string() },
+            access: t.access.clone().into(),
             created_at: t.created_at,
             updated_at: t.updated_at,
             revision: t.revision.0,
@@ -289,6 +373,7 @@ pub struct CreateTemplateRequest {
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     pub change_description: Option<String>,
+    pub access: Option<TemplateAccessDto>,
 }
 
 /// A new version. Omitted content fields are taken from the newest version.
@@ -323,6 +408,7 @@ pub struct UpdateTemplateRequest {
     pub owner_id: Option<Option<Uuid>>,
     pub tags: Option<Vec<String>>,
     pub security_classification: Option<String>,
+    pub access: Option<TemplateAccessDto>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

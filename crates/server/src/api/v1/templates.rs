@@ -138,6 +138,7 @@ pub async fn create(
             config: req.config,
         },
         change_description: req.change_description,
+        access: req.access.map(Into::into).unwrap_or_default(),
     };
     let (view, warnings) = s.registry.create_template(&who, input).await?;
     let revision = view.template.revision;
@@ -198,6 +199,7 @@ pub async fn update(
         owner_id: req.owner_id.map(|o| o.map(UserId::from)),
         tags: req.tags.map(tags).transpose()?,
         security_classification: req.security_classification.as_deref().map(body_value).transpose()?,
+        access: req.access.map(Into::into),
     };
     let t = s.registry.update_template(&who, &name, expect, patch).await?;
     Ok((etag("tpl", t.revision), axum::Json(TemplateSummary::from(&t))))

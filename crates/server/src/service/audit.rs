@@ -1,0 +1,226 @@
+//! The audit log of the server: what is recorded, at which detail, and the
+//! writer for events that do not belong to a change.
+//!
+//! A change (create, update, delete, a label move) carries its event into
+//! the store's transaction ([`promptvault_store::Write`]): the change and its
+//! record commit together or not at all. Reads, renders, denied attempts and
+//! failures have no transaction of their own; they go through a bounded
+//! queue to one task that appends them in batches, and a graceful shutdown
+//! drains the queue. Every event, either way, passes the alert thresholds.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use promptvault_core::audit::{AlertTracker, AuditOutcome, DetailLevel, NewAuditEvent};
+use promptvault_core::authz::Principal;
+use promptvault_store::{Store, StoreError};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::ServiceError;
+
+const BATCH: usize = 256;
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
+enum Msg {
+    Event(Box<NewAuditEvent>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side, held by the registry.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    level: DetailLevel,
+    alerts: Arc<Mutex<AlertTracker>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("level", &self.level).finish_non_exhaustive()
+    }
+}
+
+/// The writer task; stop it with [`AuditWriter::shutdown`].
+#[derive(Debug)]
+pub struct AuditWriter {
+    handle: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// Starts the writer.
+pub fn start(store: Arc<dyn Store>, level: DetailLevel, alerts: AlertTracker) -> (AuditLog, AuditWriter) {
+    let (tx, rx) = mpsc::channel(8_192);
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(run(store, rx, stop.clone()));
+    (AuditLog { tx, level, alerts: Arc::new(Mutex::new(alerts)) }, AuditWriter { handle, stop })
+}
+
+impl AuditLog {
+    #[must_use]
+    pub fn level(&self) -> DetailLevel {
+        self.level
+    }
+
+    /// An event about `who` doing `action` to `resource`, with details
+    /// reduced to the configured level.
+    #[must_use]
+    pub fn event(
+        &self,
+        who: &Principal,
+        action: &str,
+        resource_kind: &str,
+        resource: Option<String>,
+        outcome: AuditOutcome,
+        reason: Option<String>,
+        details: Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            at: promptvault_core::model::truncate_to_micros(chrono::Utc::now()),
+            actor_id: Some(who.user_id.to_string()),
+            actor: who.display.clone(),
+            action: action.to_owned(),
+            resource_kind: resource_kind.to_owned(),
+            resource,
+            outcome,
+            reason,
+            request_id: who.origin.request_id.clone(),
+            client_addr: who.origin.client_addr.clone(),
+            details: self.level.details(details),
+        }
+    }
+
+    /// Runs the alert thresholds over an event; an alert is logged and
+    /// recorded as an event of its own.
+    pub async fn observe(&self, ev: &NewAuditEvent) {
+        let alerts = match self.alerts.lock() {
+            Ok(mut tracker) => tracker.observe(ev),
+            Err(_) => Vec::new(),
+        };
+        for alert in alerts {
+            tracing::warn!(
+                rule = %alert.rule,
+                actor = %alert.actor,
+                count = alert.count,
+                window_minutes = alert.window_minutes,
+                "audit alert"
+            );
+            metrics::counter!("promptvault_audit_alerts_total").increment(1);
+            // The hook point for outbound webhooks (a later capability).
+            self.enqueue(alert.to_event()).await;
+        }
+    }
+
+    /// Queues an event that belongs to no change; waits while the queue is
+    /// full rather than drop it.
+    pub async fn record(&self, ev: NewAuditEvent) {
+        self.observe(&ev).await;
+        self.enqueue(ev).await;
+    }
+
+    async fn enqueue(&self, ev: NewAuditEvent) {
+        if self.tx.send(Msg::Event(Box::new(ev))).await.is_err() {
+            tracing::error!("audit event after shutdown: not recorded");
+        }
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush(&self) -> Result<(), ServiceError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(done))
+            .await
+            .map_err(|_| ServiceError::Unavailable("the server is shutting down".into()))?;
+        wait.await.map_err(|_| ServiceError::Unavailable("the audit writer stopped".into()))
+    }
+}
+
+impl AuditWriter {
+    /// Stops accepting events, writes what is queued, and waits for it.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "audit writer failed");
+        }
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, stop: CancellationToken) {
+    let mut stopping = false;
+    loop {
+        let first = if stopping {
+            match rx.recv().await {
+                Some(m) => m,
+                None => break,
+            }
+        } else {
+            tokio::select! {
+                m = rx.recv() => match m { Some(m) => m, None => break },
+                () = stop.cancelled() => {
+                    rx.close();
+                    stopping = true;
+                    continue;
+                }
+            }
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
+        let mut urgent = matches!(batch[0], Msg::Flush(_));
+        while !urgent && batch.len() < BATCH {
+            let next = if stopping {
+                rx.try_recv().ok()
+            } else {
+                tokio::select! {
+                    m = rx.recv() => m,
+                    () = tokio::time::sleep_until(deadline) => None,
+                    () = stop.cancelled() => None,
+                }
+            };
+            match next {
+                Some(m) => {
+                    urgent = matches!(m, Msg::Flush(_));
+                    batch.push(m);
+                }
+                None => break,
+            }
+        }
+        write_batch(&store, batch, stopping).await;
+    }
+}
+
+async fn write_batch(store: &Arc<dyn Store>, batch: Vec<Msg>, stopping: bool) {
+    let mut events = Vec::with_capacity(batch.len());
+    let mut flushes = Vec::new();
+    for m in batch {
+        match m {
+            Msg::Event(e) => events.push(*e),
+            Msg::Flush(done) => flushes.push(done),
+        }
+    }
+    let mut attempt = 0u32;
+    while !events.is_empty() {
+        match store.append_audit(events.clone()).await {
+            Ok(_) => {
+                metrics::counter!("promptvault_audit_events_written_total").increment(events.len() as u64);
+                break;
+            }
+            Err(e) => {
+                attempt += 1;
+                metrics::counter!("promptvault_audit_write_errors_total").increment(1);
+                let give_up =
+                    matches!(e, StoreError::Corrupt(_)) || (stopping && attempt >= 5) || attempt >= 50;
+                tracing::error!(error = %e, attempt, events = events.len(), "audit batch write failed");
+                if give_up {
+                    tracing::error!(events = events.len(), "audit events could not be written and are lost");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
+            }
+        }
+    }
+    for done in flushes {
+        let _ = done.send(());
+    }
+}

@@ -1,0 +1,195 @@
+//! The audit trail on PostgreSQL: appends (inside the caller's
+//! transaction), queries, chain reads for verification, retention purges.
+//!
+//! Appends lock the one row of `audit_head` (`FOR UPDATE`), so concurrent
+//! transactions in any number of processes number their events densely and
+//! link each to the one committed before it. The lock is held only until the
+//! transaction commits.
+
+use chrono::{DateTime, Utc};
+use promptvault_core::audit::{AuditEvent, AuditOutcome, ChainHash, Checkpoint, NewAuditEvent};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::PgStore;
+use crate::error::{Result, StoreError};
+use crate::types::{AuditFilter, AuditHead, PurgeReport};
+
+const COLS: &str = "seq, id, at, actor_id, actor, action, resource_kind, resource, outcome, reason, \
+                    request_id, client_addr, details, prev_hash, hash";
+
+/// Links `new` to the head of the chain and stores it.
+pub(super) async fn append(conn: &mut PgConnection, new: NewAuditEvent) -> Result<AuditEvent> {
+    let (seq, hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *conn).await?;
+    let prev: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
+    let ev = AuditEvent::seal(prev, seq + 1, Uuid::now_v7(), new);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_event ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    )))
+    .bind(ev.seq)
+    .bind(ev.id)
+    .bind(ev.at)
+    .bind(&ev.actor_id)
+    .bind(&ev.actor)
+    .bind(&ev.action)
+    .bind(&ev.resource_kind)
+    .bind(&ev.resource)
+    .bind(ev.outcome.as_str())
+    .bind(&ev.reason)
+    .bind(&ev.request_id)
+    .bind(&ev.client_addr)
+    .bind(ev.details.to_string())
+    .bind(ev.prev_hash.to_string())
+    .bind(ev.hash.to_string())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(ev.seq)
+        .bind(ev.hash.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(ev)
+}
+
+fn event(r: &PgRow) -> Result<AuditEvent> {
+    let hash = |col: &str| -> Result<ChainHash> {
+        let s: String = r.try_get(col)?;
+        s.parse().map_err(|_| StoreError::corrupt(format!("audit {col}")))
+    };
+    let outcome: String = r.try_get("outcome")?;
+    let outcome: AuditOutcome = outcome.parse().map_err(|e| StoreError::corrupt(format!("audit outcome: {e}")))?;
+    let details: String = r.try_get("details")?;
+    Ok(AuditEvent {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        actor_id: r.try_get("actor_id")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        resource_kind: r.try_get("resource_kind")?,
+        resource: r.try_get("resource")?,
+        outcome,
+        reason: r.try_get("reason")?,
+        request_id: r.try_get("request_id")?,
+        client_addr: r.try_get("client_addr")?,
+        details: serde_json::from_str(&details).map_err(|e| StoreError::corrupt(format!("audit details: {e}")))?,
+        prev_hash: hash("prev_hash")?,
+        hash: hash("hash")?,
+    })
+}
+
+impl PgStore {
+    pub(super) async fn append_audit_impl(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            out.push(append(&mut tx, ev).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(super) async fn list_audit_impl(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("SELECT {COLS} FROM audit_event WHERE TRUE"));
+        if let Some(s) = filter.after_seq {
+            qb.push(" AND seq > ").push_bind(s);
+        }
+        if let Some(s) = filter.before_seq {
+            qb.push(" AND seq < ").push_bind(s);
+        }
+        if let Some(a) = &filter.actor_id {
+            qb.push(" AND actor_id = ").push_bind(a.clone());
+        }
+        if let Some(a) = &filter.action_prefix {
+            qb.push(" AND left(action, ").push_bind(i32::try_from(a.chars().count()).unwrap_or(i32::MAX));
+            qb.push(") = ").push_bind(a.clone());
+        }
+        if let Some(k) = &filter.resource_kind {
+            qb.push(" AND resource_kind = ").push_bind(k.clone());
+        }
+        if let Some(r) = &filter.resource {
+            qb.push(" AND resource = ").push_bind(r.clone());
+        }
+        if let Some(o) = filter.outcome {
+            qb.push(" AND outcome = ").push_bind(o.as_str());
+        }
+        if let Some(t) = filter.since {
+            qb.push(" AND at >= ").push_bind(t);
+        }
+        if let Some(t) = filter.until {
+            qb.push(" AND at < ").push_bind(t);
+        }
+        qb.push(if filter.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq" });
+        qb.push(" LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(event).collect()
+    }
+
+    pub(super) async fn audit_chain_page_impl(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event).collect()
+    }
+
+    pub(super) async fn audit_head_impl(&self) -> Result<AuditHead> {
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+        let hash: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
+        let cp: Option<(i64, String, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT through_seq, last_hash, purged, at FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let checkpoint = cp
+            .map(|(through_seq, last_hash, purged, at)| -> Result<Checkpoint> {
+                Ok(Checkpoint {
+                    through_seq,
+                    last_hash: last_hash.parse().map_err(|_| StoreError::corrupt("checkpoint hash"))?,
+                    purged: u64::try_from(purged).unwrap_or(0),
+                    at,
+                })
+            })
+            .transpose()?;
+        Ok(AuditHead { seq, hash, checkpoint })
+    }
+
+    pub(super) async fn purge_audit_impl(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> Result<PurgeReport> {
+        let mut tx = self.pool.begin().await?;
+        // Appends wait while the purge decides what goes.
+        sqlx::query("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE").execute(&mut *tx).await?;
+        let last = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM audit_event WHERE at < $1 ORDER BY seq DESC LIMIT 1"
+        )))
+        .bind(before)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(last) = last else {
+            return Ok(PurgeReport { purged: 0, checkpoint: None });
+        };
+        let last = event(&last)?;
+        let purged = sqlx::query("DELETE FROM audit_event WHERE seq <= $1").bind(last.seq).execute(&mut *tx).await?;
+        let previous: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT purged FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1), 0)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let cp = Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
+        sqlx::query("INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at) VALUES ($1, $2, $3, $4)")
+            .bind(cp.through_seq)
+            .bind(cp.last_hash.to_string())
+            .bind(i64::try_from(cp.purged).unwrap_or(i64::MAX))
+            .bind(cp.at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PurgeReport { purged: purged.rows_affected(), checkpoint: Some(cp) })
+    }
+}

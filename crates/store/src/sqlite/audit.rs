@@ -1,0 +1,206 @@
+//! The audit trail on SQLite: appends (inside the caller's transaction),
+//! queries, chain reads for verification, and retention purges.
+//!
+//! SQLite has one writer connection, so appends are serialised by the
+//! database itself; `audit_head` still holds the last sequence number and
+//! hash so that both backends append the same way.
+
+use chrono::{DateTime, Utc};
+use promptvault_core::audit::{AuditEvent, AuditOutcome, ChainHash, Checkpoint, NewAuditEvent};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use uuid::Uuid;
+
+use super::SqliteStore;
+use super::codec::{Col, ts};
+use crate::error::{Result, StoreError};
+use crate::types::{AuditFilter, AuditHead, PurgeReport};
+
+const COLS: &str = "seq, id, at, actor_id, actor, action, resource_kind, resource, outcome, reason, \
+                    request_id, client_addr, details, prev_hash, hash";
+
+/// Appends `audit` (if any) and commits: the change and its record commit
+/// or roll back together.
+pub(super) async fn commit(mut tx: Transaction<'static, Sqlite>, audit: Option<&NewAuditEvent>) -> Result<()> {
+    if let Some(ev) = audit {
+        append(&mut tx, ev.clone()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Links `new` to the head of the chain and stores it.
+pub(super) async fn append(conn: &mut SqliteConnection, new: NewAuditEvent) -> Result<AuditEvent> {
+    let (seq, hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut *conn).await?;
+    let prev: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
+    let ev = AuditEvent::seal(prev, seq + 1, Uuid::now_v7(), new);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_event ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(ev.seq)
+    .bind(ev.id.to_string())
+    .bind(ts(ev.at))
+    .bind(&ev.actor_id)
+    .bind(&ev.actor)
+    .bind(&ev.action)
+    .bind(&ev.resource_kind)
+    .bind(&ev.resource)
+    .bind(ev.outcome.as_str())
+    .bind(&ev.reason)
+    .bind(&ev.request_id)
+    .bind(&ev.client_addr)
+    .bind(ev.details.to_string())
+    .bind(ev.prev_hash.to_string())
+    .bind(ev.hash.to_string())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+        .bind(ev.seq)
+        .bind(ev.hash.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(ev)
+}
+
+fn event(r: &SqliteRow) -> Result<AuditEvent> {
+    let hash = |col: &str| -> Result<ChainHash> {
+        r.text(col)?.parse().map_err(|_| StoreError::corrupt(format!("audit {col}")))
+    };
+    let outcome: AuditOutcome =
+        r.text("outcome")?.parse().map_err(|e| StoreError::corrupt(format!("audit outcome: {e}")))?;
+    Ok(AuditEvent {
+        seq: r.int("seq")?,
+        id: r.uuid("id")?,
+        at: r.time("at")?,
+        actor_id: r.text_opt("actor_id")?,
+        actor: r.text("actor")?,
+        action: r.text("action")?,
+        resource_kind: r.text("resource_kind")?,
+        resource: r.text_opt("resource")?,
+        outcome,
+        reason: r.text_opt("reason")?,
+        request_id: r.text_opt("request_id")?,
+        client_addr: r.text_opt("client_addr")?,
+        details: r.json("details")?,
+        prev_hash: hash("prev_hash")?,
+        hash: hash("hash")?,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn append_audit_impl(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
+        let mut tx = self.writer.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            out.push(append(&mut tx, ev).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(super) async fn list_audit_impl(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {COLS} FROM audit_event WHERE TRUE"));
+        if let Some(s) = filter.after_seq {
+            qb.push(" AND seq > ").push_bind(s);
+        }
+        if let Some(s) = filter.before_seq {
+            qb.push(" AND seq < ").push_bind(s);
+        }
+        if let Some(a) = &filter.actor_id {
+            qb.push(" AND actor_id = ").push_bind(a.clone());
+        }
+        if let Some(a) = &filter.action_prefix {
+            qb.push(" AND substr(action, 1, ").push_bind(a.len() as i64).push(") = ").push_bind(a.clone());
+        }
+        if let Some(k) = &filter.resource_kind {
+            qb.push(" AND resource_kind = ").push_bind(k.clone());
+        }
+        if let Some(r) = &filter.resource {
+            qb.push(" AND resource = ").push_bind(r.clone());
+        }
+        if let Some(o) = filter.outcome {
+            qb.push(" AND outcome = ").push_bind(o.as_str());
+        }
+        if let Some(t) = filter.since {
+            qb.push(" AND at >= ").push_bind(ts(t));
+        }
+        if let Some(t) = filter.until {
+            qb.push(" AND at < ").push_bind(ts(t));
+        }
+        qb.push(if filter.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq" });
+        qb.push(" LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        rows.iter().map(event).collect()
+    }
+
+    pub(super) async fn audit_chain_page_impl(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        // In sequence order: rows swapped in place keep their positions but
+        // not their hashes (the sequence number is hashed), so a swap shows
+        // as an altered event.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?"
+        )))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(event).collect()
+    }
+
+    pub(super) async fn audit_head_impl(&self) -> Result<AuditHead> {
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.reader).await?;
+        let head: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
+        let cp: Option<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT through_seq, last_hash, purged, at FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        let checkpoint = cp
+            .map(|(through_seq, last_hash, purged, at)| -> Result<Checkpoint> {
+                Ok(Checkpoint {
+                    through_seq,
+                    last_hash: last_hash.parse().map_err(|_| StoreError::corrupt("checkpoint hash"))?,
+                    purged: u64::try_from(purged).unwrap_or(0),
+                    at: chrono::DateTime::parse_from_rfc3339(&at)
+                        .map_err(|e| StoreError::corrupt(format!("checkpoint time: {e}")))?
+                        .with_timezone(&Utc),
+                })
+            })
+            .transpose()?;
+        Ok(AuditHead { seq, hash: head, checkpoint })
+    }
+
+    pub(super) async fn purge_audit_impl(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> Result<PurgeReport> {
+        let mut tx = self.writer.begin().await?;
+        // The newest event older than the cutoff: everything through it goes.
+        let last = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM audit_event WHERE at < ? ORDER BY seq DESC LIMIT 1"
+        )))
+        .bind(ts(before))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(last) = last else {
+            return Ok(PurgeReport { purged: 0, checkpoint: None });
+        };
+        let last = event(&last)?;
+        let purged = sqlx::query("DELETE FROM audit_event WHERE seq <= ?").bind(last.seq).execute(&mut *tx).await?;
+        let previous: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT purged FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1), 0)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let cp = Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
+        sqlx::query("INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at) VALUES (?, ?, ?, ?)")
+            .bind(cp.through_seq)
+            .bind(cp.last_hash.to_string())
+            .bind(i64::try_from(cp.purged).unwrap_or(i64::MAX))
+            .bind(ts(cp.at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PurgeReport { purged: purged.rows_affected(), checkpoint: Some(cp) })
+    }
+}
