@@ -21,6 +21,7 @@ pub mod schema_diff;
 pub mod status;
 pub mod text;
 pub mod versioning;
+pub mod workflow;
 
 pub use classification::{DeploymentModel, SecurityClassification};
 pub use content::{ChatItem, ChatMessage, Config, TemplateBody, TemplateKind, VersionContent};
