@@ -6,6 +6,7 @@
 //! clock is left to callers too). That keeps the rules fast to test and
 //! usable from every layer.
 
+pub mod audit;
 pub mod authz;
 pub mod classification;
 pub mod content;
