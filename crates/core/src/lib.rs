@@ -8,6 +8,7 @@
 
 pub mod authz;
 pub mod classification;
+pub mod compliance;
 pub mod content;
 pub mod diff;
 pub mod hash;
