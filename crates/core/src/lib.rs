@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod authz;
 pub mod classification;
+pub mod compliance;
 pub mod content;
 pub mod diff;
 pub mod hash;

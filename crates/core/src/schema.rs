@@ -182,7 +182,9 @@ fn pointer_or_root(p: &str) -> String {
     if p.is_empty() { "/".to_owned() } else { p.to_owned() }
 }
 
-fn build_validator(schema: &Value) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
+pub(crate) fn build_validator(
+    schema: &Value,
+) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
     // No retrieval: a `$ref` must point inside the schema. Patterns use the
     // linear-time `regex` engine, so no pattern can stall a render.
     jsonschema::draft202012::options()
