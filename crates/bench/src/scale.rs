@@ -362,8 +362,13 @@ async fn load(store: Arc<dyn Store>, corpus: Arc<Corpus>, concurrency: usize) ->
         None => {
             store
                 .create_prompt_type(
-                    NewPromptType { key: type_key, name: "General".into(), schema: None },
-                    now(),
+                    NewPromptType {
+                        key: type_key,
+                        name: "General".into(),
+                        schema: None,
+                        policy: Default::default(),
+                    },
+                    now().into(),
                 )
                 .await?
         }
@@ -463,15 +468,16 @@ async fn load_one(
                 owner_id: None,
                 tags,
                 security_classification: classification,
+                access: Default::default(),
             },
             first,
-            now(),
+            now().into(),
         )
         .await?;
     for k in 2..=corpus.versions {
         corpus.edit(i, spec.area, k, &mut body);
         let v = new_version(schema, corpus.render_body(&body), spec.model, k)?;
-        store.create_version(template.id, k - 1, v, now()).await?;
+        store.create_version(template.id, k - 1, v, now().into()).await?;
     }
     store
         .set_label(
@@ -480,11 +486,13 @@ async fn load_one(
             production_seq(corpus.versions),
             Expect::Any,
             None,
-            now(),
+            now().into(),
         )
         .await?;
     if i.is_multiple_of(3) {
-        store.set_label(template.id, &label("staging"), corpus.versions, Expect::Any, None, now()).await?;
+        store
+            .set_label(template.id, &label("staging"), corpus.versions, Expect::Any, None, now().into())
+            .await?;
     }
     Ok(())
 }

@@ -264,6 +264,22 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// The definitions of the roles a user holds. Built-in roles come from code;
+/// a name that is not one of them grants nothing (custom roles are kept in
+/// the database and resolved there).
+fn resolve_roles(names: &[String]) -> Vec<RoleDef> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let role = builtin::role_named(n);
+            if role.is_none() {
+                tracing::warn!(role = %n, "unknown role ignored");
+            }
+            role
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,20 +301,4 @@ mod tests {
         // Upper-case hex is not our format, so it gets a derived prefix.
         assert!(token_prefix("pv_ABCDEF0123_xxxxxxxxxxxxxxxx").starts_with("h_"));
     }
-}
-
-/// The definitions of the roles a user holds. Built-in roles come from code;
-/// a name that is not one of them grants nothing (custom roles are kept in
-/// the database and resolved there).
-fn resolve_roles(names: &[String]) -> Vec<RoleDef> {
-    names
-        .iter()
-        .filter_map(|n| {
-            let role = builtin::role_named(n);
-            if role.is_none() {
-                tracing::warn!(role = %n, "unknown role ignored");
-            }
-            role
-        })
-        .collect()
 }

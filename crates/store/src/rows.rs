@@ -47,7 +47,8 @@ impl PromptTypeRow {
             key: PromptTypeKey::parse(&self.key).map_err(StoreError::corrupt)?,
             name: self.name,
             schema: self.schema,
-            policy: serde_json::from_value(self.policy).map_err(|e| StoreError::corrupt(format!("type policy: {e}")))?,
+            policy: serde_json::from_value(self.policy)
+                .map_err(|e| StoreError::corrupt(format!("type policy: {e}")))?,
             created_at: self.created_at,
             updated_at: self.updated_at,
             revision: Revision(self.revision),

@@ -12,10 +12,10 @@ use tokio::sync::broadcast;
 use promptvault_core::audit::{AuditEvent, NewAuditEvent};
 
 use crate::error::Result;
-use crate::types::{AuditFilter, AuditHead, PurgeReport, 
-    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
-    OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics, TemplatePatch,
-    UsageEvent, User, VersionSelector, Write,
+use crate::types::{
+    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate,
+    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, TemplateFilter,
+    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector, Write,
 };
 
 /// Which database a store runs on.

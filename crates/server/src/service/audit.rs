@@ -67,6 +67,7 @@ impl AuditLog {
     /// An event about `who` doing `action` to `resource`, with details
     /// reduced to the configured level.
     #[must_use]
+    #[allow(clippy::too_many_arguments, reason = "one argument per field of the event")]
     pub fn event(
         &self,
         who: &Principal,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use promptvault_core::authz::{Action, Principal, Resource, TemplateAccess, Target, TypePolicy};
+use promptvault_core::authz::{Action, Principal, Resource, Target, TemplateAccess, TypePolicy};
 use promptvault_core::model::{Label, PromptType, Revision, Template, Version};
 use promptvault_core::versioning::initial_version;
 use promptvault_core::{ContentHash, PromptTypeKey, SecurityClassification, Tag, TemplateName, UserId};
@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::cache::SelectorKey;
 use super::content::{self, ContentInput};
 use super::{Missing, ReadSelector, Registry, Result, ServiceError, check_text, template_target};
-use serde_json::json;
 use promptvault_store::ChangeNotice;
+use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct CreateTemplate {
@@ -86,7 +86,13 @@ impl Registry {
         self.authorize(who, Action::Create, Resource::Type, &Target::default(), Some(key.as_str())).await?;
         check_type_name(&name)?;
         check_contract(schema.as_ref())?;
-        let w = self.audited(who, "type.create", Resource::Type, key.as_str(), json!({"name": name, "policy": policy}));
+        let w = self.audited(
+            who,
+            "type.create",
+            Resource::Type,
+            key.as_str(),
+            json!({"name": name, "policy": policy}),
+        );
         let k = key.clone();
         match self.store.create_prompt_type(NewPromptType { key, name, schema, policy }, w).await {
             Ok(t) => Ok(t),
@@ -109,7 +115,8 @@ impl Registry {
     ) -> Result<PromptType> {
         self.gate(who, Action::Update, Resource::Type, Some(key.as_str())).await?;
         let current = self.store.get_prompt_type(key).await?.ok_or_else(|| type_missing(key))?;
-        self.authorize(who, Action::Update, Resource::Type, &type_target(&current), Some(key.as_str())).await?;
+        self.authorize(who, Action::Update, Resource::Type, &type_target(&current), Some(key.as_str()))
+            .await?;
         if name.is_none() && schema.is_none() && policy.is_none() {
             return Err(ServiceError::invalid(
                 "invalid_request",
@@ -153,7 +160,8 @@ impl Registry {
     ) -> Result<()> {
         self.gate(who, Action::Delete, Resource::Type, Some(key.as_str())).await?;
         let current = self.store.get_prompt_type(key).await?.ok_or_else(|| type_missing(key))?;
-        self.authorize(who, Action::Delete, Resource::Type, &type_target(&current), Some(key.as_str())).await?;
+        self.authorize(who, Action::Delete, Resource::Type, &type_target(&current), Some(key.as_str()))
+            .await?;
         let w = self.audited(who, "type.delete", Resource::Type, key.as_str(), Value::Null);
         if let Err(e) = self.store.delete_prompt_type(key, Expect::Revision(expect), w).await {
             let e = ServiceError::from(e);
@@ -174,9 +182,11 @@ impl Registry {
         // Only what this principal may read (scoped roles, allowed roles,
         // deployments); the cursor still walks the whole listing.
         page.items.retain(|t| {
-            promptvault_core::authz::decide(who, Action::Read, Resource::Template, &template_target(t)).allowed
+            promptvault_core::authz::decide(who, Action::Read, Resource::Template, &template_target(t))
+                .allowed
         });
-        self.audit_ok(who, "template.list", Resource::Template, None, json!({"count": page.items.len()})).await;
+        self.audit_ok(who, "template.list", Resource::Template, None, json!({"count": page.items.len()}))
+            .await;
         Ok(page)
     }
 
@@ -271,10 +281,22 @@ impl Registry {
     ) -> Result<TemplateView> {
         self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let resolved = self.resolve_cached(name, read).await?;
-        self.authorize(who, Action::Read, Resource::Template, &template_target(&resolved.0), Some(name.as_str()))
-            .await?;
-        self.audit_ok(who, "template.read", Resource::Template, Some(name.as_str()), json!({"seq": resolved.1.seq}))
-            .await;
+        self.authorize(
+            who,
+            Action::Read,
+            Resource::Template,
+            &template_target(&resolved.0),
+            Some(name.as_str()),
+        )
+        .await?;
+        self.audit_ok(
+            who,
+            "template.read",
+            Resource::Template,
+            Some(name.as_str()),
+            json!({"seq": resolved.1.seq}),
+        )
+        .await;
         let labels = match self.caches.get_labels(name) {
             Some(hit) => hit,
             None => {
@@ -362,8 +384,14 @@ impl Registry {
     ) -> Result<Template> {
         self.gate(who, Action::Update, Resource::Template, Some(name.as_str())).await?;
         let current = self.template_or_404(name).await?;
-        self.authorize(who, Action::Update, Resource::Template, &template_target(&current), Some(name.as_str()))
-            .await?;
+        self.authorize(
+            who,
+            Action::Update,
+            Resource::Template,
+            &template_target(&current),
+            Some(name.as_str()),
+        )
+        .await?;
         let empty = patch.type_key.is_none()
             && patch.access.is_none()
             && patch.description.is_none()
@@ -454,8 +482,14 @@ impl Registry {
     ) -> Result<()> {
         self.gate(who, Action::Delete, Resource::Template, Some(name.as_str())).await?;
         let current = self.template_or_404(name).await?;
-        self.authorize(who, Action::Delete, Resource::Template, &template_target(&current), Some(name.as_str()))
-            .await?;
+        self.authorize(
+            who,
+            Action::Delete,
+            Resource::Template,
+            &template_target(&current),
+            Some(name.as_str()),
+        )
+        .await?;
         let w = self.audited(who, "template.delete", Resource::Template, name.as_str(), Value::Null);
         if let Err(e) = self.store.delete_template(name, Expect::Revision(expect), w).await {
             let e = ServiceError::from(e);

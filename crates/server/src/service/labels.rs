@@ -112,7 +112,8 @@ impl Registry {
             return Err(reserved());
         }
         let t = self.template_or_404(name).await?;
-        self.authorize(who, Action::Update, Resource::Label, &template_target(&t), Some(name.as_str())).await?;
+        self.authorize(who, Action::Update, Resource::Label, &template_target(&t), Some(name.as_str()))
+            .await?;
         let target: Version = self.version_or_404(&t, to).await?;
         let expect = expect.map_or(Expect::Any, Expect::Revision);
         let what = format!("{name}|{label}");
@@ -149,19 +150,19 @@ impl Registry {
             return Err(reserved());
         }
         let t = self.template_or_404(name).await?;
-        self.authorize(who, Action::Delete, Resource::Label, &template_target(&t), Some(name.as_str())).await?;
+        self.authorize(who, Action::Delete, Resource::Label, &template_target(&t), Some(name.as_str()))
+            .await?;
         let expect = expect.map_or(Expect::Any, Expect::Revision);
         let what = format!("{name}|{label}");
         let w = self.audited(who, "label.delete", Resource::Label, &what, Value::Null);
-        let deleted = self.store.delete_label(t.id, label, expect, Some(who.user_id), w).await.map_err(|e| {
-            match e {
+        let deleted =
+            self.store.delete_label(t.id, label, expect, Some(who.user_id), w).await.map_err(|e| match e {
                 promptvault_store::StoreError::NotFound(_) => ServiceError::not_found(
                     Missing::Label,
                     format!("template {:?} has no label {:?}", name.as_str(), label.as_str()),
                 ),
                 other => other.into(),
-            }
-        });
+            });
         if let Err(e) = deleted {
             self.audit_failed(who, "label.delete", Resource::Label, &what, &e).await;
             return Err(e);

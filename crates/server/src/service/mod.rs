@@ -112,7 +112,13 @@ impl Registry {
     /// Refuses early, before anything is loaded, when no role of the
     /// principal grants the action on the resource in any scope: a denied
     /// caller learns nothing about what exists.
-    async fn gate(&self, who: &Principal, action: Action, resource: Resource, name: Option<&str>) -> Result<()> {
+    async fn gate(
+        &self,
+        who: &Principal,
+        action: Action,
+        resource: Resource,
+        name: Option<&str>,
+    ) -> Result<()> {
         let any = who
             .roles
             .iter()
@@ -152,7 +158,14 @@ impl Registry {
 
     /// The write context of a change: its audit event rides in the store's
     /// transaction.
-    fn audited(&self, who: &Principal, action: &str, resource: Resource, name: &str, details: Value) -> Write {
+    fn audited(
+        &self,
+        who: &Principal,
+        action: &str,
+        resource: Resource,
+        name: &str,
+        details: Value,
+    ) -> Write {
         let ev = self.audit.event(
             who,
             action,
@@ -166,7 +179,14 @@ impl Registry {
     }
 
     /// Records a successful read or render (off the request path).
-    async fn audit_ok(&self, who: &Principal, action: &str, resource: Resource, name: Option<&str>, details: Value) {
+    async fn audit_ok(
+        &self,
+        who: &Principal,
+        action: &str,
+        resource: Resource,
+        name: Option<&str>,
+        details: Value,
+    ) {
         let ev = self.audit.event(
             who,
             action,
@@ -181,7 +201,14 @@ impl Registry {
 
     /// Records a change that failed after it was allowed (a stale write, a
     /// conflict): its own event, since its transaction rolled back.
-    async fn audit_failed(&self, who: &Principal, action: &str, resource: Resource, name: &str, err: &ServiceError) {
+    async fn audit_failed(
+        &self,
+        who: &Principal,
+        action: &str,
+        resource: Resource,
+        name: &str,
+        err: &ServiceError,
+    ) {
         let ev = self.audit.event(
             who,
             action,

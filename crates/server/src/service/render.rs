@@ -40,8 +40,14 @@ impl Registry {
     ) -> Result<RenderOutcome> {
         self.gate(who, Action::Execute, Resource::Template, Some(name.as_str())).await?;
         let resolved = self.resolve_cached(name, &req.selector).await?;
-        self.authorize(who, Action::Execute, Resource::Template, &template_target(&resolved.0), Some(name.as_str()))
-            .await?;
+        self.authorize(
+            who,
+            Action::Execute,
+            Resource::Template,
+            &template_target(&resolved.0),
+            Some(name.as_str()),
+        )
+        .await?;
         let compiled = self.compiled(&resolved).await?;
         let mut rendered = compiled.render(req.parameters, &req.placeholders)?;
         let parameters = std::mem::take(&mut rendered.parameters);
@@ -134,7 +140,8 @@ impl Registry {
         match result {
             OutcomeResult::Recorded => {
                 let id = prompt.to_string();
-                self.audit_ok(who, "prompt.update", Resource::Prompt, Some(&id), json!({"outcome": outcome})).await;
+                self.audit_ok(who, "prompt.update", Resource::Prompt, Some(&id), json!({"outcome": outcome}))
+                    .await;
                 Ok(())
             }
             OutcomeResult::UnknownPrompt => {
@@ -161,7 +168,8 @@ impl Registry {
     pub async fn metrics(&self, who: &Principal, name: &TemplateName) -> Result<(Template, TemplateMetrics)> {
         self.gate(who, Action::Read, Resource::Prompt, Some(name.as_str())).await?;
         let t = self.template_or_404(name).await?;
-        self.authorize(who, Action::Read, Resource::Prompt, &template_target(&t), Some(name.as_str())).await?;
+        self.authorize(who, Action::Read, Resource::Prompt, &template_target(&t), Some(name.as_str()))
+            .await?;
         self.audit_ok(who, "prompt.metrics", Resource::Prompt, Some(name.as_str()), Value::Null).await;
         self.usage.flush().await?;
         let m = self.store.template_metrics(t.id).await?;

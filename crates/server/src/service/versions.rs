@@ -86,7 +86,8 @@ impl Registry {
     ) -> Result<(Template, Page<Version>)> {
         self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let t = self.template_or_404(name).await?;
-        self.authorize(who, Action::Read, Resource::Template, &template_target(&t), Some(name.as_str())).await?;
+        self.authorize(who, Action::Read, Resource::Template, &template_target(&t), Some(name.as_str()))
+            .await?;
         let versions = self.store.list_versions(t.id, page).await?;
         self.audit_ok(who, "version.list", Resource::Template, Some(name.as_str()), Value::Null).await;
         Ok((t, versions))
@@ -101,10 +102,22 @@ impl Registry {
         self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let found =
             self.resolve_cached(name, &ReadSelector { label: None, version: Some(v.clone()) }).await?;
-        self.authorize(who, Action::Read, Resource::Template, &template_target(&found.0), Some(name.as_str()))
-            .await?;
-        self.audit_ok(who, "version.read", Resource::Template, Some(name.as_str()), json!({"seq": found.1.seq}))
-            .await;
+        self.authorize(
+            who,
+            Action::Read,
+            Resource::Template,
+            &template_target(&found.0),
+            Some(name.as_str()),
+        )
+        .await?;
+        self.audit_ok(
+            who,
+            "version.read",
+            Resource::Template,
+            Some(name.as_str()),
+            json!({"seq": found.1.seq}),
+        )
+        .await;
         Ok((found.0.clone(), found.1.clone()))
     }
 
@@ -125,8 +138,14 @@ impl Registry {
         // compute again, unless the caller pinned the base.
         for _attempt in 0..5 {
             let template = self.template_or_404(name).await?;
-            self.authorize(who, Action::Update, Resource::Template, &template_target(&template), Some(name.as_str()))
-                .await?;
+            self.authorize(
+                who,
+                Action::Update,
+                Resource::Template,
+                &template_target(&template),
+                Some(name.as_str()),
+            )
+            .await?;
             let prompt_type = self
                 .store
                 .get_prompt_type_by_id(template.prompt_type_id)
@@ -195,8 +214,14 @@ impl Registry {
         let mut warnings = checked.warnings;
         warnings.extend(self.unresolvable_references(&checked.analysis.references).await?);
         let template = self.template_or_404(name).await?;
-        self.authorize(who, Action::Update, Resource::Template, &template_target(&template), Some(name.as_str()))
-            .await?;
+        self.authorize(
+            who,
+            Action::Update,
+            Resource::Template,
+            &template_target(&template),
+            Some(name.as_str()),
+        )
+        .await?;
         let current = self.version_or_404(&template, v).await?;
         let prompt_type = self
             .store
@@ -229,14 +254,15 @@ impl Registry {
             name.as_str(),
             json!({"seq": current.seq, "content_hash": new.content_hash.to_string()}),
         );
-        let version = match self.store.update_draft(template.id, current.seq, Expect::Revision(expect), new, w).await {
-            Ok(v) => v,
-            Err(e) => {
-                let e = ServiceError::from(e);
-                self.audit_failed(who, "version.update", Resource::Template, name.as_str(), &e).await;
-                return Err(e);
-            }
-        };
+        let version =
+            match self.store.update_draft(template.id, current.seq, Expect::Revision(expect), new, w).await {
+                Ok(v) => v,
+                Err(e) => {
+                    let e = ServiceError::from(e);
+                    self.audit_failed(who, "version.update", Resource::Template, name.as_str(), &e).await;
+                    return Err(e);
+                }
+            };
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
         Ok(VersionCreated { version, changes, warnings })
     }
@@ -250,10 +276,22 @@ impl Registry {
     ) -> Result<()> {
         self.gate(who, Action::Update, Resource::Template, Some(name.as_str())).await?;
         let template = self.template_or_404(name).await?;
-        self.authorize(who, Action::Update, Resource::Template, &template_target(&template), Some(name.as_str()))
-            .await?;
+        self.authorize(
+            who,
+            Action::Update,
+            Resource::Template,
+            &template_target(&template),
+            Some(name.as_str()),
+        )
+        .await?;
         let current = self.version_or_404(&template, v).await?;
-        let w = self.audited(who, "version.delete", Resource::Template, name.as_str(), json!({"seq": current.seq}));
+        let w = self.audited(
+            who,
+            "version.delete",
+            Resource::Template,
+            name.as_str(),
+            json!({"seq": current.seq}),
+        );
         if let Err(e) = self.store.delete_draft(template.id, current.seq, Expect::Revision(expect), w).await {
             let e = ServiceError::from(e);
             self.audit_failed(who, "version.delete", Resource::Template, name.as_str(), &e).await;
@@ -273,8 +311,14 @@ impl Registry {
     ) -> Result<(Version, Version, VersionDiff)> {
         self.gate(who, Action::Read, Resource::Template, Some(name.as_str())).await?;
         let template = self.template_or_404(name).await?;
-        self.authorize(who, Action::Read, Resource::Template, &template_target(&template), Some(name.as_str()))
-            .await?;
+        self.authorize(
+            who,
+            Action::Read,
+            Resource::Template,
+            &template_target(&template),
+            Some(name.as_str()),
+        )
+        .await?;
         let to = match to {
             Some(v) => self.version_or_404(&template, v).await?,
             None => self.latest_version(&template).await?,

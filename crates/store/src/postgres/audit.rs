@@ -22,7 +22,9 @@ const COLS: &str = "seq, id, at, actor_id, actor, action, resource_kind, resourc
 /// Links `new` to the head of the chain and stores it.
 pub(super) async fn append(conn: &mut PgConnection, new: NewAuditEvent) -> Result<AuditEvent> {
     let (seq, hash): (i64, String) =
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *conn).await?;
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *conn)
+            .await?;
     let prev: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
     let ev = AuditEvent::seal(prev, seq + 1, Uuid::now_v7(), new);
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -59,7 +61,8 @@ fn event(r: &PgRow) -> Result<AuditEvent> {
         s.parse().map_err(|_| StoreError::corrupt(format!("audit {col}")))
     };
     let outcome: String = r.try_get("outcome")?;
-    let outcome: AuditOutcome = outcome.parse().map_err(|e| StoreError::corrupt(format!("audit outcome: {e}")))?;
+    let outcome: AuditOutcome =
+        outcome.parse().map_err(|e| StoreError::corrupt(format!("audit outcome: {e}")))?;
     let details: String = r.try_get("details")?;
     Ok(AuditEvent {
         seq: r.try_get("seq")?,
@@ -74,7 +77,8 @@ fn event(r: &PgRow) -> Result<AuditEvent> {
         reason: r.try_get("reason")?,
         request_id: r.try_get("request_id")?,
         client_addr: r.try_get("client_addr")?,
-        details: serde_json::from_str(&details).map_err(|e| StoreError::corrupt(format!("audit details: {e}")))?,
+        details: serde_json::from_str(&details)
+            .map_err(|e| StoreError::corrupt(format!("audit details: {e}")))?,
         prev_hash: hash("prev_hash")?,
         hash: hash("hash")?,
     })
@@ -161,7 +165,11 @@ impl PgStore {
         Ok(AuditHead { seq, hash, checkpoint })
     }
 
-    pub(super) async fn purge_audit_impl(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> Result<PurgeReport> {
+    pub(super) async fn purge_audit_impl(
+        &self,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<PurgeReport> {
         let mut tx = self.pool.begin().await?;
         // Appends wait while the purge decides what goes.
         sqlx::query("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE").execute(&mut *tx).await?;
@@ -175,20 +183,23 @@ impl PgStore {
             return Ok(PurgeReport { purged: 0, checkpoint: None });
         };
         let last = event(&last)?;
-        let purged = sqlx::query("DELETE FROM audit_event WHERE seq <= $1").bind(last.seq).execute(&mut *tx).await?;
+        let purged =
+            sqlx::query("DELETE FROM audit_event WHERE seq <= $1").bind(last.seq).execute(&mut *tx).await?;
         let previous: i64 = sqlx::query_scalar(
             "SELECT coalesce((SELECT purged FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1), 0)",
         )
         .fetch_one(&mut *tx)
         .await?;
         let cp = Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
-        sqlx::query("INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at) VALUES ($1, $2, $3, $4)")
-            .bind(cp.through_seq)
-            .bind(cp.last_hash.to_string())
-            .bind(i64::try_from(cp.purged).unwrap_or(i64::MAX))
-            .bind(cp.at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(cp.through_seq)
+        .bind(cp.last_hash.to_string())
+        .bind(i64::try_from(cp.purged).unwrap_or(i64::MAX))
+        .bind(cp.at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(PurgeReport { purged: purged.rows_affected(), checkpoint: Some(cp) })
     }

@@ -11,7 +11,7 @@ use super::search::refresh_search;
 use super::{PgStore, notify};
 use crate::error::{Result, StoreError};
 use crate::rows::ContentColumns;
-use crate::types::{Expect, NewTemplate, NewVersion, TemplatePatch};
+use crate::types::{Expect, NewTemplate, NewVersion, TemplatePatch, Write};
 
 impl PgStore {
     pub(super) async fn create_template_impl(
@@ -97,8 +97,12 @@ impl PgStore {
         Ok(updated)
     }
 
-    pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect, w: Write) -> Result<()> {
-        let at = w.at;
+    pub(super) async fn delete_template_impl(
+        &self,
+        name: &TemplateName,
+        expect: Expect,
+        w: Write,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let current = lock_template(&mut tx, name, "FOR UPDATE OF t").await?;
         expect.check("template", current.revision)?;

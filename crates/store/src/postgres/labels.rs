@@ -12,7 +12,7 @@ use super::codec::{self, LABEL_COLS};
 use super::versions::load_version;
 use super::{PgStore, notify};
 use crate::error::{Result, StoreError};
-use crate::types::Expect;
+use crate::types::{Expect, Write};
 
 impl PgStore {
     pub(super) async fn set_label_impl(

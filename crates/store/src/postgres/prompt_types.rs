@@ -1,6 +1,5 @@
 //! Prompt types on PostgreSQL.
 
-use chrono::{DateTime, Utc};
 use promptvault_core::PromptTypeId;
 use promptvault_core::PromptTypeKey;
 use promptvault_core::model::PromptType;
@@ -10,14 +9,10 @@ use sqlx::types::Json;
 use super::codec::{self, TYPE_COLS};
 use super::{PgStore, notify};
 use crate::error::{Conflict, Result, StoreError};
-use crate::types::{Expect, NewPromptType, PromptTypePatch};
+use crate::types::{Expect, NewPromptType, PromptTypePatch, Write};
 
 impl PgStore {
-    pub(super) async fn create_prompt_type_impl(
-        &self,
-        new: NewPromptType,
-        w: Write,
-    ) -> Result<PromptType> {
+    pub(super) async fn create_prompt_type_impl(&self, new: NewPromptType, w: Write) -> Result<PromptType> {
         let at = w.at;
         let id = PromptTypeId::new();
         let mut tx = self.pool.begin().await?;
@@ -96,6 +91,7 @@ impl PgStore {
             .bind(at)
             .bind(current.id.as_uuid())
             .bind(Json(&policy))
+            .bind(Json(&policy))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| codec::unique(e, "prompt type name", &name))?;
@@ -104,8 +100,12 @@ impl PgStore {
         Ok(updated)
     }
 
-    pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect, w: Write) -> Result<()> {
-        let at = w.at;
+    pub(super) async fn delete_prompt_type_impl(
+        &self,
+        key: &PromptTypeKey,
+        expect: Expect,
+        w: Write,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE conflicts with the key-share lock a template insert
         // takes on its type, so the count below sees every committed user.
@@ -113,7 +113,6 @@ impl PgStore {
         expect.check("prompt type", current.revision)?;
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM prompt_template WHERE prompt_type_id = $1")
             .bind(current.id.as_uuid())
-            .bind(Json(&policy))
             .fetch_one(&mut *tx)
             .await?;
         if count > 0 {

@@ -4,7 +4,6 @@
 //! writers of one template queue in one place and always take their locks in
 //! the same order: template, then its versions and labels (labels.rs).
 
-use chrono::{DateTime, Utc};
 use promptvault_core::model::{Template, Version};
 use promptvault_core::{TemplateId, TemplateName, VersionStatus};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -16,7 +15,7 @@ use super::{PgStore, notify};
 use crate::cursor::{self, Position};
 use crate::error::{Conflict, Result, StoreError};
 use crate::rows::ContentColumns;
-use crate::types::{Expect, NewVersion, Page, PageRequest, VersionSelector};
+use crate::types::{Expect, NewVersion, Page, PageRequest, VersionSelector, Write};
 
 fn selector_clause(qb: &mut QueryBuilder<Postgres>, selector: &VersionSelector) {
     match selector {
@@ -148,7 +147,6 @@ impl PgStore {
         expect: Expect,
         w: Write,
     ) -> Result<TemplateName> {
-        let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;

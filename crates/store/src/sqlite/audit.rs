@@ -21,7 +21,10 @@ const COLS: &str = "seq, id, at, actor_id, actor, action, resource_kind, resourc
 
 /// Appends `audit` (if any) and commits: the change and its record commit
 /// or roll back together.
-pub(super) async fn commit(mut tx: Transaction<'static, Sqlite>, audit: Option<&NewAuditEvent>) -> Result<()> {
+pub(super) async fn commit(
+    mut tx: Transaction<'static, Sqlite>,
+    audit: Option<&NewAuditEvent>,
+) -> Result<()> {
     if let Some(ev) = audit {
         append(&mut tx, ev.clone()).await?;
     }
@@ -173,7 +176,11 @@ impl SqliteStore {
         Ok(AuditHead { seq, hash: head, checkpoint })
     }
 
-    pub(super) async fn purge_audit_impl(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> Result<PurgeReport> {
+    pub(super) async fn purge_audit_impl(
+        &self,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<PurgeReport> {
         let mut tx = self.writer.begin().await?;
         // The newest event older than the cutoff: everything through it goes.
         let last = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -186,7 +193,8 @@ impl SqliteStore {
             return Ok(PurgeReport { purged: 0, checkpoint: None });
         };
         let last = event(&last)?;
-        let purged = sqlx::query("DELETE FROM audit_event WHERE seq <= ?").bind(last.seq).execute(&mut *tx).await?;
+        let purged =
+            sqlx::query("DELETE FROM audit_event WHERE seq <= ?").bind(last.seq).execute(&mut *tx).await?;
         let previous: i64 = sqlx::query_scalar(
             "SELECT coalesce((SELECT purged FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1), 0)",
         )

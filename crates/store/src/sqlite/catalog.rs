@@ -12,15 +12,11 @@ use crate::error::{Conflict, Result, StoreError};
 use crate::rows::{ContentColumns, folder_range, search_name, search_terms};
 use crate::types::{
     Expect, NewPromptType, NewTemplate, NewVersion, Page, PageRequest, PromptTypePatch, TemplateFilter,
-    TemplatePatch,
+    TemplatePatch, Write,
 };
 
 impl SqliteStore {
-    pub(super) async fn create_prompt_type_impl(
-        &self,
-        new: NewPromptType,
-        w: Write,
-    ) -> Result<PromptType> {
+    pub(super) async fn create_prompt_type_impl(&self, new: NewPromptType, w: Write) -> Result<PromptType> {
         let at = w.at;
         let id = promptvault_core::PromptTypeId::new();
         let mut tx = self.writer.begin().await?;
@@ -102,8 +98,12 @@ impl SqliteStore {
         codec::prompt_type(&row)?.decode()
     }
 
-    pub(super) async fn delete_prompt_type_impl(&self, key: &PromptTypeKey, expect: Expect, w: Write) -> Result<()> {
-        let at = w.at;
+    pub(super) async fn delete_prompt_type_impl(
+        &self,
+        key: &PromptTypeKey,
+        expect: Expect,
+        w: Write,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let sql = format!("SELECT {TYPE_COLS} FROM prompt_type WHERE key = ?");
         let Some(row) =
@@ -212,8 +212,12 @@ impl SqliteStore {
         Ok(updated)
     }
 
-    pub(super) async fn delete_template_impl(&self, name: &TemplateName, expect: Expect, w: Write) -> Result<()> {
-        let at = w.at;
+    pub(super) async fn delete_template_impl(
+        &self,
+        name: &TemplateName,
+        expect: Expect,
+        w: Write,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let current = load_template(&mut tx, name).await?;
         expect.check("template", current.revision)?;

@@ -30,10 +30,10 @@ use crate::error::{Result, StoreError};
 use crate::store::{Backend, Store};
 use promptvault_core::audit::{AuditEvent, NewAuditEvent};
 
-use crate::types::{AuditFilter, AuditHead, PurgeReport, Write, 
-    ApiKeyRecord, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion,
-    OutcomeResult, Page, PageRequest, PromptTypePatch, TemplateFilter, TemplateMetrics, TemplatePatch,
-    UsageEvent, User, VersionSelector,
+use crate::types::{
+    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate,
+    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, TemplateFilter,
+    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector, Write,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

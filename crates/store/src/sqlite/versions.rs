@@ -11,7 +11,7 @@ use super::codec::{self, TEMPLATE_COLS, VERSION_COLS, ts};
 use crate::cursor::{self, Position};
 use crate::error::{Conflict, Result, StoreError};
 use crate::rows::ContentColumns;
-use crate::types::{Expect, NewVersion, Page, PageRequest, VersionSelector};
+use crate::types::{Expect, NewVersion, Page, PageRequest, VersionSelector, Write};
 
 fn selector_clause(qb: &mut QueryBuilder<Sqlite>, selector: &VersionSelector) {
     match selector {
@@ -149,7 +149,6 @@ impl SqliteStore {
         expect: Expect,
         w: Write,
     ) -> Result<TemplateName> {
-        let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
         let current = load_version(&mut tx, template, seq).await?;

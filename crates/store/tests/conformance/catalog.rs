@@ -23,8 +23,9 @@ pub async fn prompt_types_round_trip(db: Arc<TestDb>) {
                 key: key("agent"),
                 name: "Agent system prompts".into(),
                 schema: Some(json!({"required": ["agent_name"]})),
+                policy: Default::default(),
             },
-            at,
+            at.into(),
         )
         .await
         .unwrap();
@@ -42,8 +43,8 @@ pub async fn prompt_types_round_trip(db: Arc<TestDb>) {
         .update_prompt_type(
             &key("agent"),
             Expect::Revision(created.revision),
-            PromptTypePatch { name: Some("Agents".into()), schema: Some(None) },
-            now(),
+            PromptTypePatch { name: Some("Agents".into()), schema: Some(None), policy: Default::default() },
+            now().into(),
         )
         .await
         .unwrap();
@@ -55,18 +56,34 @@ pub async fn prompt_type_conflicts_and_stale_writes(db: Arc<TestDb>) {
     let s = db.open().await;
     let t = prompt_type(&s, "agent").await;
     let dup_key = s
-        .create_prompt_type(NewPromptType { key: key("agent"), name: "Other".into(), schema: None }, now())
+        .create_prompt_type(
+            NewPromptType {
+                key: key("agent"),
+                name: "Other".into(),
+                schema: None,
+                policy: Default::default(),
+            },
+            now().into(),
+        )
         .await;
     assert!(matches!(dup_key, Err(StoreError::Conflict(Conflict::AlreadyExists { .. }))), "{dup_key:?}");
     let dup_name = s
-        .create_prompt_type(NewPromptType { key: key("other"), name: t.name.clone(), schema: None }, now())
+        .create_prompt_type(
+            NewPromptType {
+                key: key("other"),
+                name: t.name.clone(),
+                schema: None,
+                policy: Default::default(),
+            },
+            now().into(),
+        )
         .await;
     assert!(matches!(dup_name, Err(StoreError::Conflict(Conflict::AlreadyExists { .. }))), "{dup_name:?}");
     s.update_prompt_type(
         &key("agent"),
         Expect::Revision(t.revision),
-        PromptTypePatch { name: Some("A2".into()), schema: None },
-        now(),
+        PromptTypePatch { name: Some("A2".into()), schema: None, policy: Default::default() },
+        now().into(),
     )
     .await
     .unwrap();
@@ -74,23 +91,24 @@ pub async fn prompt_type_conflicts_and_stale_writes(db: Arc<TestDb>) {
         .update_prompt_type(
             &key("agent"),
             Expect::Revision(t.revision),
-            PromptTypePatch { name: Some("A3".into()), schema: None },
-            now(),
+            PromptTypePatch { name: Some("A3".into()), schema: None, policy: Default::default() },
+            now().into(),
         )
         .await;
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
     assert_eq!(s.get_prompt_type(&key("agent")).await.unwrap().unwrap().name, "A2");
-    let missing = s.update_prompt_type(&key("nope"), Expect::Any, PromptTypePatch::default(), now()).await;
+    let missing =
+        s.update_prompt_type(&key("nope"), Expect::Any, PromptTypePatch::default(), now().into()).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
 }
 
 pub async fn prompt_type_in_use_cannot_be_deleted(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, _) = simple(&s, "a").await;
-    let res = s.delete_prompt_type(&t.type_key, Expect::Any).await;
+    let res = s.delete_prompt_type(&t.type_key, Expect::Any, now().into()).await;
     assert!(matches!(res, Err(StoreError::Conflict(Conflict::InUse { count: 1, .. }))), "{res:?}");
-    s.delete_template(&t.name, Expect::Any).await.unwrap();
-    s.delete_prompt_type(&t.type_key, Expect::Any).await.unwrap();
+    s.delete_template(&t.name, Expect::Any, now().into()).await.unwrap();
+    s.delete_prompt_type(&t.type_key, Expect::Any, now().into()).await.unwrap();
     assert!(s.get_prompt_type(&t.type_key).await.unwrap().is_none());
 }
 
@@ -131,9 +149,10 @@ pub async fn template_names_are_unique(db: Arc<TestDb>) {
                 owner_id: None,
                 tags: vec![],
                 security_classification: SecurityClassification::Public,
+                access: Default::default(),
             },
             version("x", "1.0.0"),
-            now(),
+            now().into(),
         )
         .await;
     assert!(matches!(res, Err(StoreError::Conflict(Conflict::AlreadyExists { .. }))), "{res:?}");
@@ -153,15 +172,18 @@ pub async fn template_update_checks_revision(db: Arc<TestDb>) {
         owner_id: None,
         tags: Some(vec![Tag::parse("z").unwrap()]),
         security_classification: Some(SecurityClassification::Confidential),
+        access: Default::default(),
     };
-    let u = s.update_template(&t.name, Expect::Revision(t.revision), patch.clone(), now()).await.unwrap();
+    let u =
+        s.update_template(&t.name, Expect::Revision(t.revision), patch.clone(), now().into()).await.unwrap();
     assert_eq!(u.revision.0, 2);
     assert_eq!(u.type_key.as_str(), "other");
     assert_eq!(u.description.as_deref(), Some("now described"));
     assert_eq!(u.security_classification, SecurityClassification::Confidential);
     assert_eq!(u.tags, vec![Tag::parse("z").unwrap()]);
-    let stale =
-        s.update_template(&t.name, Expect::Revision(t.revision), TemplatePatch::default(), now()).await;
+    let stale = s
+        .update_template(&t.name, Expect::Revision(t.revision), TemplatePatch::default(), now().into())
+        .await;
     assert!(matches!(stale, Err(StoreError::Stale { current: Some(r), .. }) if r.0 == 2), "{stale:?}");
     assert_eq!(s.get_template(&t.name).await.unwrap().unwrap(), u);
     let cleared = s
@@ -169,7 +191,7 @@ pub async fn template_update_checks_revision(db: Arc<TestDb>) {
             &t.name,
             Expect::Any,
             TemplatePatch { description: Some(None), ..TemplatePatch::default() },
-            now(),
+            now().into(),
         )
         .await
         .unwrap();
@@ -196,14 +218,16 @@ pub async fn template_delete_keeps_renders_detached(db: Arc<TestDb>) {
     }))])
     .await
     .unwrap();
-    let stale = s.delete_template(&t.name, Expect::Revision(promptvault_core::model::Revision(9))).await;
+    let stale = s
+        .delete_template(&t.name, Expect::Revision(promptvault_core::model::Revision(9)), now().into())
+        .await;
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
-    s.delete_template(&t.name, Expect::Revision(t.revision)).await.unwrap();
+    s.delete_template(&t.name, Expect::Revision(t.revision), now().into()).await.unwrap();
     assert!(s.get_template(&t.name).await.unwrap().is_none());
     assert!(s.resolve(&t.name, &VersionSelector::Latest).await.unwrap().is_none());
     let kept = s.get_prompt(id).await.unwrap().unwrap();
     assert_eq!(kept.prompt_text, "Hello x");
-    let again = s.delete_template(&t.name, Expect::Any).await;
+    let again = s.delete_template(&t.name, Expect::Any, now().into()).await;
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
     // The name is free again.
     simple(&s, "gone").await;
@@ -264,11 +288,11 @@ pub async fn listing_filters(db: Arc<TestDb>) {
         &name("support/a"),
         Expect::Any,
         TemplatePatch { owner_id: Some(Some(owner)), ..TemplatePatch::default() },
-        now(),
+        now().into(),
     )
     .await
     .unwrap();
-    s.set_version_status(d.id, 1, Expect::Any, VersionStatus::Review, now()).await.unwrap();
+    s.set_version_status(d.id, 1, Expect::Any, VersionStatus::Review, now().into()).await.unwrap();
     let all = PageRequest::default();
     let list = |f: TemplateFilter| {
         let s = s.clone();
@@ -370,7 +394,7 @@ pub async fn search_finds_words_and_follows_new_versions(db: Arc<TestDb>) {
     assert_eq!(names(&search("upbe").await), ["marketing/launch"], "prefix");
     assert!(search("thirty upbeat").await.items.is_empty(), "all words must match");
     assert!(search("   ").await.items.is_empty());
-    s.create_version(t.id, 1, version("Be brief about the fourteen day window.", "1.1.0"), now())
+    s.create_version(t.id, 1, version("Be brief about the fourteen day window.", "1.1.0"), now().into())
         .await
         .unwrap();
     assert!(search("thirty").await.items.is_empty(), "old text is no longer indexed");

@@ -51,7 +51,15 @@ pub async fn prompt_type(store: &Arc<dyn Store>, k: &str) -> promptvault_core::m
     match store.get_prompt_type(&key(k)).await.unwrap() {
         Some(t) => t,
         None => store
-            .create_prompt_type(NewPromptType { key: key(k), name: format!("Type {k}"), schema: None }, now())
+            .create_prompt_type(
+                NewPromptType {
+                    key: key(k),
+                    name: format!("Type {k}"),
+                    schema: None,
+                    policy: Default::default(),
+                },
+                now().into(),
+            )
             .await
             .unwrap(),
     }
@@ -92,9 +100,10 @@ pub async fn template(store: &Arc<dyn Store>, spec: TemplateSpec<'_>) -> (Templa
                 owner_id: None,
                 tags: spec.tags.iter().map(|s| Tag::parse(s).unwrap()).collect(),
                 security_classification: spec.classification,
+                access: Default::default(),
             },
             version(spec.text, "1.0.0"),
-            now(),
+            now().into(),
         )
         .await
         .unwrap()

@@ -50,13 +50,13 @@ pub async fn change_notices_reach_subscribers(db: Arc<TestDb>) {
     assert!(heard(&mut rx, everything, DEADLINE).await, "a prompt type change invalidates everything");
     let (t, _) = simple(&s, "noticed").await;
     assert!(heard(&mut rx, about(&t.name), DEADLINE).await, "creating a template names it");
-    s.create_version(t.id, 1, version("two", "1.1.0"), now()).await.unwrap();
+    s.create_version(t.id, 1, version("two", "1.1.0"), now().into()).await.unwrap();
     assert!(heard(&mut rx, about(&t.name), DEADLINE).await, "a new version names its template");
     s.update_template(
         &t.name,
         Expect::Any,
         TemplatePatch { description: Some(Some("d".into())), ..TemplatePatch::default() },
-        now(),
+        now().into(),
     )
     .await
     .unwrap();
@@ -116,7 +116,7 @@ async fn listener_recovers(
     let mut recovered = false;
     for i in 0..20 {
         let patch = TemplatePatch { description: Some(Some(format!("rev {i}"))), ..TemplatePatch::default() };
-        writer.update_template(name, Expect::Any, patch, now()).await.unwrap();
+        writer.update_template(name, Expect::Any, patch, now().into()).await.unwrap();
         if heard(&mut theirs, about(name), Duration::from_millis(500)).await {
             recovered = true;
             break;

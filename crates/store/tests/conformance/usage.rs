@@ -45,7 +45,7 @@ fn outcome(id: PromptId, o: Outcome) -> UsageEvent {
 pub async fn usage_records_renders_outcomes_and_metrics(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, v1) = simple(&s, "used").await;
-    let v2 = s.create_version(t.id, 1, version("two", "1.1.0"), now()).await.unwrap();
+    let v2 = s.create_version(t.id, 1, version("two", "1.1.0"), now().into()).await.unwrap();
     let t0 = now();
     let a = render(&t, &v1, t0);
     let b = render(&t, &v2, t0 + chrono::Duration::seconds(1));
@@ -99,9 +99,9 @@ pub async fn usage_records_renders_outcomes_and_metrics(db: Arc<TestDb>) {
 pub async fn usage_keeps_renders_of_deleted_versions(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, _) = simple(&s, "del-used").await;
-    let v2 = s.create_version(t.id, 1, version("two", "1.1.0"), now()).await.unwrap();
+    let v2 = s.create_version(t.id, 1, version("two", "1.1.0"), now().into()).await.unwrap();
     let r = render(&t, &v2, now());
-    s.delete_draft(t.id, 2, promptvault_store::Expect::Any).await.unwrap();
+    s.delete_draft(t.id, 2, promptvault_store::Expect::Any, now().into()).await.unwrap();
     let results = s
         .record_usage(vec![UsageEvent::Render(Box::new(r.clone())), outcome(r.id, Outcome::Success)])
         .await
@@ -156,7 +156,7 @@ pub async fn timestamps_round_trip_to_the_microsecond(db: Arc<TestDb>) {
         (t, v)
     };
     assert_eq!(s.get_template(&t.name).await.unwrap().unwrap().created_at, t.created_at);
-    let v2 = s.create_version(t.id, 1, version("later", "1.1.0"), at).await.unwrap();
+    let v2 = s.create_version(t.id, 1, version("later", "1.1.0"), at.into()).await.unwrap();
     assert_eq!(v2.created_at, at);
     assert!(v.created_at <= v2.created_at + chrono::Duration::seconds(5));
 }
@@ -174,7 +174,7 @@ pub async fn usage_races_with_draft_deletion(db: Arc<TestDb>) {
                 t.id,
                 latest.latest_seq,
                 version(&format!("round {round}"), &format!("2.{round}.0")),
-                now(),
+                now().into(),
             )
             .await
             .unwrap();
@@ -182,8 +182,9 @@ pub async fn usage_races_with_draft_deletion(db: Arc<TestDb>) {
         let batch = renders.iter().cloned().map(|r| UsageEvent::Render(Box::new(r))).collect();
         let (s1, s2) = (s.clone(), s.clone());
         let usage = tokio::spawn(async move { s1.record_usage(batch).await });
-        let delete =
-            tokio::spawn(async move { s2.delete_draft(t.id, v.seq, promptvault_store::Expect::Any).await });
+        let delete = tokio::spawn(async move {
+            s2.delete_draft(t.id, v.seq, promptvault_store::Expect::Any, now().into()).await
+        });
         usage.await.unwrap().unwrap();
         delete.await.unwrap().unwrap();
         for r in &renders {

@@ -2,9 +2,9 @@
 //! public contract changes only on purpose.
 
 use chrono::{DateTime, Utc};
+use promptvault_core::authz::{TemplateAccess, TypePolicy};
 use promptvault_core::model::{LabelMove, PromptRecord, PromptType, Template, UsageMetrics, Version};
 use promptvault_core::versioning::Change;
-use promptvault_core::authz::{TemplateAccess, TypePolicy};
 use promptvault_core::{Bump, DeploymentModel, TemplateBody, TemplateKind};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};

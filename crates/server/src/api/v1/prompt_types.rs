@@ -43,7 +43,10 @@ pub async fn create(
     ApiJson(req): ApiJson<CreatePromptTypeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = key(&req.key, StatusCode::UNPROCESSABLE_ENTITY)?;
-    let t = s.registry.create_prompt_type(&who, key, req.name, req.schema, req.policy.map(Into::into).unwrap_or_default()).await?;
+    let t = s
+        .registry
+        .create_prompt_type(&who, key, req.name, req.schema, req.policy.map(Into::into).unwrap_or_default())
+        .await?;
     Ok((StatusCode::CREATED, etag("type", t.revision), axum::Json(PromptTypeDto::from(t))))
 }
 
@@ -82,7 +85,10 @@ pub async fn update(
     let key = key(&raw, StatusCode::BAD_REQUEST)?;
     let current = s.registry.get_prompt_type(&who, &key).await?;
     let expect = required_if_match(&headers, "type", || Some(current.revision))?;
-    let t = s.registry.update_prompt_type(&who, &key, expect, req.name, req.schema, req.policy.map(Into::into)).await?;
+    let t = s
+        .registry
+        .update_prompt_type(&who, &key, expect, req.name, req.schema, req.policy.map(Into::into))
+        .await?;
     Ok((etag("type", t.revision), axum::Json(PromptTypeDto::from(t))))
 }
 
