@@ -12,6 +12,7 @@ mod content;
 pub mod error;
 mod labels;
 mod render;
+pub mod trail;
 pub mod usage;
 mod versions;
 

@@ -1,12 +1,14 @@
 //! The Store conformance suite: every case runs against SQLite, and against
 //! PostgreSQL when `PROMPTVAULT_TEST_DATABASE_URL` is set.
 
+mod audit;
 mod catalog;
 mod fixtures;
 mod notices;
 mod usage;
 mod versions;
 
+use audit::*;
 use catalog::*;
 use notices::*;
 use usage::*;
@@ -45,5 +47,10 @@ fn main() {
         timestamps_round_trip_to_the_microsecond,
         change_notices_reach_subscribers,
         change_notices_reach_other_stores,
+        audit_events_chain_and_ride_in_write_transactions,
+        audit_tampering_is_found_at_the_first_broken_event,
+        audit_swaps_and_truncation_are_found,
+        audit_purge_leaves_a_verifiable_checkpoint,
+        concurrent_audited_writes_keep_one_chain,
     ])
 }

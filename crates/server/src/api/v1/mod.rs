@@ -1,6 +1,7 @@
 //! The v1 REST API: one module per resource, all under `/api/v1`.
 
 pub mod dto;
+mod audit;
 mod labels;
 mod prompt_types;
 mod prompts;
@@ -34,6 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::metrics))
         .routes(routes!(prompts::get))
         .routes(routes!(prompts::outcome))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::purge))
 }
 
 fn name_error(status: StatusCode, e: &NameError) -> ApiError {
