@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod jwt;
 pub mod observability;
 pub mod secret;
 pub mod service;
