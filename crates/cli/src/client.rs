@@ -17,6 +17,8 @@ pub mod exit {
     pub const AUTH: u8 = 5;
     pub const INVALID: u8 = 6;
     pub const UNAVAILABLE: u8 = 7;
+    /// `audit verify` found the chain broken.
+    pub const VERIFY_FAILED: u8 = 8;
 }
 
 /// A failure to report in one line, with the exit code it maps to.

@@ -86,6 +86,9 @@ enum Command {
     Metrics(cmd::render::MetricsArgs),
     /// Show a recorded rendering.
     Prompt(cmd::render::PromptArgs),
+    /// The audit trail: list, export (JSON Lines), verify the hash chain.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
     /// Print the OpenAPI 3.1 document of the REST API.
     Openapi,
     /// Print a shell completion script.
@@ -201,6 +204,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Outcome(a) => cmd::render::outcome(&client()?, out, a).await,
         Command::Metrics(a) => cmd::render::metrics(&client()?, out, a).await,
         Command::Prompt(a) => cmd::render::prompt(&client()?, out, a).await,
+        Command::Audit(a) => cmd::audit::run(&client()?, out, a).await,
     }
 }
 

@@ -97,10 +97,17 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let metrics = observability::metrics_handle();
     let upkeep = {
         let handle = metrics.clone();
+        let store = store.clone();
+        let retention_days = settings.audit.retention_days;
         tokio::spawn(async move {
+            let mut last_purge: Option<std::time::Instant> = None;
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 handle.run_upkeep();
+                if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                    last_purge = Some(std::time::Instant::now());
+                    purge_audit(&store, retention_days).await;
+                }
             }
         })
     };
@@ -127,6 +134,30 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     });
     tracing::info!(%local_addr, backend = store.backend().as_str(), "promptvault listening");
     Ok(Server { local_addr, stop, http, usage, audit, store, bootstrap, upkeep })
+}
+
+/// Retention: purges audit events older than the configured age (hourly),
+/// and records the purge as an event of its own.
+async fn purge_audit(store: &Arc<dyn Store>, days: u32) {
+    use promptvault_core::audit::{AuditOutcome, NewAuditEvent};
+    let now = promptvault_core::model::truncate_to_micros(chrono::Utc::now());
+    let before = now - chrono::Duration::days(i64::from(days));
+    match store.purge_audit(before, now).await {
+        Ok(r) if r.purged > 0 => {
+            tracing::info!(purged = r.purged, days, "audit retention purge");
+            let mut ev = NewAuditEvent::new(now, "system", "audit.delete", "audit", AuditOutcome::Success);
+            ev.reason = Some(format!("retention: events older than {days} days"));
+            ev.details = serde_json::json!({
+                "purged": r.purged,
+                "through_seq": r.checkpoint.as_ref().map(|c| c.through_seq),
+            });
+            if let Err(e) = store.append_audit(vec![ev]).await {
+                tracing::error!(error = %e, "could not record the retention purge");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
+    }
 }
 
 async fn ensure_default_type(store: &Arc<dyn Store>) -> Result<(), StartError> {

@@ -311,6 +311,10 @@ mod tests {
             "[log]",
             "format",
             "level",
+            "[audit]",
+            "detail",
+            "retention_days",
+            "[[audit.alerts]]",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }

@@ -1,5 +1,6 @@
 //! The verbs.
 
+pub mod audit;
 pub mod catalog;
 pub mod render;
 pub mod serve;

@@ -2,6 +2,7 @@
 //! SQLite and (with PROMPTVAULT_TEST_DATABASE_URL) PostgreSQL: what it
 //! prints, on which stream, and how it exits.
 
+mod audit;
 mod catalog;
 mod misc;
 mod render;
@@ -27,5 +28,6 @@ fn main() {
         misc::answers_that_are_not_the_api_are_one_line_errors,
         misc::a_closed_stdout_ends_quietly,
         serve::serve_layers_settings_and_stops_gracefully,
+        audit::the_audit_trail_is_listed_exported_and_verified,
     ])
 }

@@ -64,7 +64,11 @@ impl Registry {
     }
 
     /// Deletes events older than the cutoff, leaving a checkpoint.
-    pub async fn purge_audit(&self, who: &Principal, before: chrono::DateTime<chrono::Utc>) -> Result<PurgeReport> {
+    pub async fn purge_audit(
+        &self,
+        who: &Principal,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<PurgeReport> {
         self.authorize(who, Action::Delete, Resource::Audit, &Target::default(), None).await?;
         self.audit.flush().await?;
         let report = self.store.purge_audit(before, Self::now()).await?;

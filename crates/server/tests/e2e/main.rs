@@ -3,6 +3,7 @@
 
 mod api;
 mod catalog;
+mod governance;
 mod input;
 mod render;
 mod support;
@@ -37,6 +38,7 @@ fn main() {
             input::every_api_route_requires_a_key,
             api::openapi_document_matches_the_routes,
             api::health_ready_and_metrics,
+            governance::roles_decide_and_every_refusal_is_audited,
         ],
         promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],
     )

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use promptvault_core::audit::{AuditEvent, AuditOutcome, BreakKind, ChainBreak, ChainVerifier, NewAuditEvent};
+use promptvault_core::audit::{
+    AuditEvent, AuditOutcome, BreakKind, ChainBreak, ChainVerifier, NewAuditEvent,
+};
 use promptvault_core::model::Revision;
 use promptvault_store::{AuditFilter, Expect, Store, StoreError, Write};
 use promptvault_testkit::TestDb;
@@ -41,13 +43,17 @@ async fn all(s: &Arc<dyn Store>) -> Vec<AuditEvent> {
 pub async fn audit_events_chain_and_ride_in_write_transactions(db: Arc<TestDb>) {
     let s = db.open().await;
     let (t, _) = simple(&s, "audited").await;
-    let appended = s.append_audit(vec![event("template.read", "audited"), event("template.execute", "audited")]).await.unwrap();
+    let appended = s
+        .append_audit(vec![event("template.read", "audited"), event("template.execute", "audited")])
+        .await
+        .unwrap();
     assert_eq!(appended.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(appended[1].prev_hash, appended[0].hash);
 
     // A change carries its event: both commit.
     let w = Write::audited(now(), event("template.update", "audited"));
-    let patch = promptvault_store::TemplatePatch { description: Some(Some("new".into())), ..Default::default() };
+    let patch =
+        promptvault_store::TemplatePatch { description: Some(Some("new".into())), ..Default::default() };
     let updated = s.update_template(&t.name, Expect::Revision(t.revision), patch.clone(), w).await.unwrap();
     let events = all(&s).await;
     assert_eq!(events.len(), 3);
@@ -56,7 +62,8 @@ pub async fn audit_events_chain_and_ride_in_write_transactions(db: Arc<TestDb>) 
 
     // A refused change rolls its event back with it.
     let w = Write::audited(now(), event("template.update", "audited"));
-    let stale = s.update_template(&t.name, Expect::Revision(Revision(updated.revision.0 - 1)), patch, w).await;
+    let stale =
+        s.update_template(&t.name, Expect::Revision(Revision(updated.revision.0 - 1)), patch, w).await;
     assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
     assert_eq!(all(&s).await.len(), 3);
     assert_eq!(verify(&s).await.unwrap(), 3);

@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{NO_STORE, body_value};
+use super::{NO_STORE, query_value};
 use crate::error::{ApiError, ApiJson, ApiQuery, Problem};
 use crate::service::trail::PAGE;
 use crate::state::AppState;
@@ -129,7 +129,7 @@ impl AuditQuery {
             action_prefix: self.action,
             resource_kind: self.resource_kind,
             resource: self.resource,
-            outcome: self.outcome.as_deref().map(body_value::<AuditOutcome>).transpose()?,
+            outcome: self.outcome.as_deref().map(query_value::<AuditOutcome>).transpose()?,
             since: self.since,
             until: self.until,
             newest_first,
@@ -246,13 +246,23 @@ pub async fn verify(State(s): State<AppState>, who: Principal) -> Result<impl In
     let v = s.registry.verify_audit(&who).await?;
     let checkpoint_seq = v.checkpoint.as_ref().map(|c| c.through_seq);
     let body = match v.result {
-        Ok(r) => VerifyResponse { ok: true, checked: r.checked, head_seq: v.head_seq, checkpoint_seq, broken: None },
+        Ok(r) => VerifyResponse {
+            ok: true,
+            checked: r.checked,
+            head_seq: v.head_seq,
+            checkpoint_seq,
+            broken: None,
+        },
         Err(b) => VerifyResponse {
             ok: false,
             checked: 0,
             head_seq: v.head_seq,
             checkpoint_seq,
-            broken: Some(ChainBreakDto { seq: b.seq, kind: b.kind.as_str().to_owned(), message: b.message.clone() }),
+            broken: Some(ChainBreakDto {
+                seq: b.seq,
+                kind: b.kind.as_str().to_owned(),
+                message: b.message.clone(),
+            }),
         },
     };
     Ok(([NO_STORE], axum::Json(body)))

@@ -1,7 +1,7 @@
 //! The v1 REST API: one module per resource, all under `/api/v1`.
 
-pub mod dto;
 mod audit;
+pub mod dto;
 mod labels;
 mod prompt_types;
 mod prompts;

@@ -1,0 +1,133 @@
+//! Authorization by role and the audit trail, over HTTP.
+
+use std::sync::Arc;
+
+use promptvault_testkit::{Kind, TestDb};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::support::TestServer;
+
+/// A user holding `role` with an API key, written straight into the
+/// database (the users API comes with identities).
+async fn key_with_role(db: &TestDb, s: &TestServer, role: &str) -> TestServer {
+    let user = uuid::Uuid::now_v7();
+    let key = uuid::Uuid::now_v7();
+    let prefix: String = format!("pv_{}", &user.simple().to_string()[22..32]);
+    let token = format!("{prefix}_{}", "ab".repeat(24));
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    let (blob, now) = match db.kind {
+        Kind::Sqlite => (format!("X'{hash}'"), "'2026-01-01T00:00:00.000000Z'".to_owned()),
+        Kind::Postgres => (format!("'\\x{hash}'::bytea"), "now()".to_owned()),
+    };
+    db.exec(&format!(
+        "INSERT INTO \"user\" (id, email, created_at) VALUES ('{user}', '{role}@example.com', {now})"
+    ))
+    .await;
+    db.exec(&format!("INSERT INTO user_role (user_id, role) VALUES ('{user}', '{role}')")).await;
+    db.exec(&format!(
+        "INSERT INTO api_key (id, user_id, name, prefix, secret_hash, created_at) \
+         VALUES ('{key}', '{user}', '{role} key', '{prefix}', {blob}, {now})"
+    ))
+    .await;
+    let mut other = s.anonymous();
+    other.token = Some(token);
+    other
+}
+
+pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
+    let mut s = TestServer::start(&db).await;
+    s.template("gov/hello", "Hello {{ name }}", &["name"]).await;
+    let consumer = key_with_role(&db, &s, "consumer").await;
+    let viewer = key_with_role(&db, &s, "viewer").await;
+    let author = key_with_role(&db, &s, "author").await;
+
+    // A consumer renders and reads, and writes nothing.
+    consumer
+        .post("/api/v1/templates/gov%2Fhello/render", &json!({"version": 1, "parameters": {"name": "Ada"}}))
+        .await
+        .ok(200);
+    consumer.get("/api/v1/templates/gov%2Fhello?version=1").await.ok(200);
+    let writes: Vec<(&str, &str, Value)> = vec![
+        ("POST", "/api/v1/templates", json!({"name": "gov/x", "template_text": "x"})),
+        ("POST", "/api/v1/templates/gov%2Fhello/versions", json!({"template_text": "Hi {{ name }}"})),
+        ("PUT", "/api/v1/templates/gov%2Fhello/labels/production", json!({"version": 1})),
+        ("POST", "/api/v1/prompt-types", json!({"key": "x", "name": "X"})),
+        ("POST", "/api/v1/audit/purge", json!({"older_than_days": 1})),
+    ];
+    for (method, path, body) in &writes {
+        let r = consumer.call(method.parse().unwrap(), path, Some(body), &[]).await;
+        r.problem(403, "forbidden");
+    }
+    let r = consumer.delete("/api/v1/templates/gov%2Fhello", "\"tpl-1\"").await;
+    r.problem(403, "forbidden");
+    // Nothing changed.
+    let t = s.get("/api/v1/templates/gov%2Fhello?version=1").await;
+    assert_eq!(t.ok(200)["latest"]["seq"], 1);
+    s.get("/api/v1/templates/gov%2Fx?version=1").await.problem(404, "template_not_found");
+
+    // A viewer reads but does not render; an author writes but does not
+    // read the audit trail.
+    viewer.get("/api/v1/templates/gov%2Fhello?version=1").await.ok(200);
+    viewer
+        .post("/api/v1/templates/gov%2Fhello/render", &json!({"version": 1, "parameters": {"name": "Ada"}}))
+        .await
+        .problem(403, "forbidden");
+    author
+        .post("/api/v1/templates/gov%2Fhello/versions", &json!({"template_text": "Hi {{ name }}"}))
+        .await
+        .ok(201);
+    let r = author.get("/api/v1/audit/events").await;
+    r.problem(403, "forbidden");
+
+    // The trail, read by the admin: the consumer's refusals are there with
+    // the reason, the render and the author's version too.
+    let events = s.get("/api/v1/audit/events?limit=1000").await;
+    let items = events.ok(200)["items"].as_array().unwrap().clone();
+    let denied: Vec<&Value> = items.iter().filter(|e| e["outcome"] == "denied").collect();
+    assert_eq!(denied.iter().filter(|e| e["actor"].as_str().unwrap().contains("consumer key")).count(), 6);
+    assert!(denied.iter().all(|e| !e["reason"].as_str().unwrap_or("").is_empty()));
+    assert!(items.iter().any(|e| e["action"] == "template.execute" && e["outcome"] == "success"));
+    assert!(
+        items
+            .iter()
+            .any(|e| e["action"] == "version.create" && e["actor"].as_str().unwrap().contains("author"))
+    );
+    assert!(items.iter().all(|e| e["client_addr"] == "127.0.0.1"));
+    assert!(items.iter().all(|e| e["request_id"].as_str().is_some_and(|r| !r.is_empty())));
+    let seqs: Vec<i64> = items.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+
+    // Filters and the export.
+    let only = s.get("/api/v1/audit/events?outcome=denied&action=template.").await;
+    assert!(
+        only.ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["outcome"] == "denied" && e["action"].as_str().unwrap().starts_with("template."))
+    );
+    s.get("/api/v1/audit/events?outcome=maybe").await.problem(400, "invalid_query");
+    let export = s.call("GET".parse().unwrap(), "/api/v1/audit/export", None, &[]).await;
+    assert_eq!(export.status, 200);
+    assert_eq!(export.headers["content-type"], "application/x-ndjson");
+    let text = match &export.body {
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
+    };
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= items.len());
+    assert_eq!(lines[0]["seq"], 1);
+
+    // The chain verifies, and a row edited in the database is named.
+    let v = s.get("/api/v1/audit/verify").await;
+    assert_eq!(v.ok(200)["ok"], true, "{:?}", v.body);
+    let victim = denied[0]["seq"].as_i64().unwrap();
+    db.exec(&format!("UPDATE audit_event SET outcome = 'success' WHERE seq = {victim}")).await;
+    let v = s.get("/api/v1/audit/verify").await;
+    let body = v.ok(200);
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["broken"]["seq"], victim);
+    assert_eq!(body["broken"]["kind"], "edited");
+    s.stop().await;
+}
