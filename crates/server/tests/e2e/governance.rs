@@ -10,7 +10,7 @@ use super::support::TestServer;
 
 /// A user holding `role` with an API key, written straight into the
 /// database (the users API comes with identities).
-async fn key_with_role(db: &TestDb, s: &TestServer, role: &str) -> TestServer {
+pub async fn key_with_role(db: &TestDb, s: &TestServer, role: &str) -> TestServer {
     let user = uuid::Uuid::now_v7();
     let key = uuid::Uuid::now_v7();
     let prefix: String = format!("pv_{}", &user.simple().to_string()[22..32]);
