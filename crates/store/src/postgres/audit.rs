@@ -19,40 +19,64 @@ use crate::types::{AuditFilter, AuditHead, PurgeReport};
 const COLS: &str = "seq, id, at, actor_id, actor, action, resource_kind, resource, outcome, reason, \
                     request_id, client_addr, details, prev_hash, hash";
 
+/// Rows per multi-row INSERT (15 columns each, well under the bind limits).
+const CHUNK: usize = 500;
+
 /// Links `new` to the head of the chain and stores it.
 pub(super) async fn append(conn: &mut PgConnection, new: NewAuditEvent) -> Result<AuditEvent> {
-    let (seq, hash): (i64, String) =
+    let mut v = append_many(conn, vec![new]).await?;
+    v.pop().ok_or_else(|| StoreError::corrupt("audit append returned nothing"))
+}
+
+/// Links `events` in order to the head of the chain and stores them: the
+/// head is read (and locked) once, the events sealed in memory, inserted
+/// with multi-row statements, and the head moved once.
+pub(super) async fn append_many(
+    conn: &mut PgConnection,
+    events: Vec<NewAuditEvent>,
+) -> Result<Vec<AuditEvent>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (mut seq, hash): (i64, String) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut *conn)
             .await?;
-    let prev: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
-    let ev = AuditEvent::seal(prev, seq + 1, Uuid::now_v7(), new);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_event ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-    )))
-    .bind(ev.seq)
-    .bind(ev.id)
-    .bind(ev.at)
-    .bind(&ev.actor_id)
-    .bind(&ev.actor)
-    .bind(&ev.action)
-    .bind(&ev.resource_kind)
-    .bind(&ev.resource)
-    .bind(ev.outcome.as_str())
-    .bind(&ev.reason)
-    .bind(&ev.request_id)
-    .bind(&ev.client_addr)
-    .bind(ev.details.to_string())
-    .bind(ev.prev_hash.to_string())
-    .bind(ev.hash.to_string())
-    .execute(&mut *conn)
-    .await?;
+    let mut prev: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
+    let mut sealed = Vec::with_capacity(events.len());
+    for new in events {
+        seq += 1;
+        let ev = AuditEvent::seal(prev, seq, Uuid::now_v7(), new);
+        prev = ev.hash;
+        sealed.push(ev);
+    }
+    for chunk in sealed.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO audit_event ({COLS}) "));
+        qb.push_values(chunk, |mut b, ev| {
+            b.push_bind(ev.seq)
+                .push_bind(ev.id)
+                .push_bind(ev.at)
+                .push_bind(ev.actor_id.clone())
+                .push_bind(ev.actor.clone())
+                .push_bind(ev.action.clone())
+                .push_bind(ev.resource_kind.clone())
+                .push_bind(ev.resource.clone())
+                .push_bind(ev.outcome.as_str())
+                .push_bind(ev.reason.clone())
+                .push_bind(ev.request_id.clone())
+                .push_bind(ev.client_addr.clone())
+                .push_bind(ev.details.to_string())
+                .push_bind(ev.prev_hash.to_string())
+                .push_bind(ev.hash.to_string());
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
     sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(ev.seq)
-        .bind(ev.hash.to_string())
+        .bind(seq)
+        .bind(prev.to_string())
         .execute(&mut *conn)
         .await?;
-    Ok(ev)
+    Ok(sealed)
 }
 
 fn event(r: &PgRow) -> Result<AuditEvent> {
@@ -87,10 +111,7 @@ fn event(r: &PgRow) -> Result<AuditEvent> {
 impl PgStore {
     pub(super) async fn append_audit_impl(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            out.push(append(&mut tx, ev).await?);
-        }
+        let out = append_many(&mut tx, events).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -32,38 +32,62 @@ pub(super) async fn commit(
     Ok(())
 }
 
+/// Rows per multi-row INSERT (15 columns each, well under the bind limits).
+const CHUNK: usize = 500;
+
 /// Links `new` to the head of the chain and stores it.
 pub(super) async fn append(conn: &mut SqliteConnection, new: NewAuditEvent) -> Result<AuditEvent> {
-    let (seq, hash): (i64, String) =
+    let mut v = append_many(conn, vec![new]).await?;
+    v.pop().ok_or_else(|| StoreError::corrupt("audit append returned nothing"))
+}
+
+/// Links `events` in order to the head of the chain and stores them: the
+/// head is read once, the events sealed in memory, inserted
+/// with multi-row statements, and the head moved once.
+pub(super) async fn append_many(
+    conn: &mut SqliteConnection,
+    events: Vec<NewAuditEvent>,
+) -> Result<Vec<AuditEvent>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (mut seq, hash): (i64, String) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut *conn).await?;
-    let prev: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
-    let ev = AuditEvent::seal(prev, seq + 1, Uuid::now_v7(), new);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_event ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )))
-    .bind(ev.seq)
-    .bind(ev.id.to_string())
-    .bind(ts(ev.at))
-    .bind(&ev.actor_id)
-    .bind(&ev.actor)
-    .bind(&ev.action)
-    .bind(&ev.resource_kind)
-    .bind(&ev.resource)
-    .bind(ev.outcome.as_str())
-    .bind(&ev.reason)
-    .bind(&ev.request_id)
-    .bind(&ev.client_addr)
-    .bind(ev.details.to_string())
-    .bind(ev.prev_hash.to_string())
-    .bind(ev.hash.to_string())
-    .execute(&mut *conn)
-    .await?;
+    let mut prev: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
+    let mut sealed = Vec::with_capacity(events.len());
+    for new in events {
+        seq += 1;
+        let ev = AuditEvent::seal(prev, seq, Uuid::now_v7(), new);
+        prev = ev.hash;
+        sealed.push(ev);
+    }
+    for chunk in sealed.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT INTO audit_event ({COLS}) "));
+        qb.push_values(chunk, |mut b, ev| {
+            b.push_bind(ev.seq)
+                .push_bind(ev.id.to_string())
+                .push_bind(ts(ev.at))
+                .push_bind(ev.actor_id.clone())
+                .push_bind(ev.actor.clone())
+                .push_bind(ev.action.clone())
+                .push_bind(ev.resource_kind.clone())
+                .push_bind(ev.resource.clone())
+                .push_bind(ev.outcome.as_str())
+                .push_bind(ev.reason.clone())
+                .push_bind(ev.request_id.clone())
+                .push_bind(ev.client_addr.clone())
+                .push_bind(ev.details.to_string())
+                .push_bind(ev.prev_hash.to_string())
+                .push_bind(ev.hash.to_string());
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
     sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
-        .bind(ev.seq)
-        .bind(ev.hash.to_string())
+        .bind(seq)
+        .bind(prev.to_string())
         .execute(&mut *conn)
         .await?;
-    Ok(ev)
+    Ok(sealed)
 }
 
 fn event(r: &SqliteRow) -> Result<AuditEvent> {
@@ -94,10 +118,7 @@ fn event(r: &SqliteRow) -> Result<AuditEvent> {
 impl SqliteStore {
     pub(super) async fn append_audit_impl(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
         let mut tx = self.writer.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            out.push(append(&mut tx, ev).await?);
-        }
+        let out = append_many(&mut tx, events).await?;
         tx.commit().await?;
         Ok(out)
     }
