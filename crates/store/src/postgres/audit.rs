@@ -19,9 +19,6 @@ use crate::types::{AuditFilter, AuditHead, PurgeReport};
 const COLS: &str = "seq, id, at, actor_id, actor, action, resource_kind, resource, outcome, reason, \
                     request_id, client_addr, details, prev_hash, hash";
 
-/// Rows per multi-row INSERT (15 columns each, well under the bind limits).
-const CHUNK: usize = 500;
-
 /// Links `new` to the head of the chain and stores it.
 pub(super) async fn append(conn: &mut PgConnection, new: NewAuditEvent) -> Result<AuditEvent> {
     let mut v = append_many(conn, vec![new]).await?;
@@ -50,27 +47,64 @@ pub(super) async fn append_many(
         prev = ev.hash;
         sealed.push(ev);
     }
-    for chunk in sealed.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO audit_event ({COLS}) "));
-        qb.push_values(chunk, |mut b, ev| {
-            b.push_bind(ev.seq)
-                .push_bind(ev.id)
-                .push_bind(ev.at)
-                .push_bind(ev.actor_id.clone())
-                .push_bind(ev.actor.clone())
-                .push_bind(ev.action.clone())
-                .push_bind(ev.resource_kind.clone())
-                .push_bind(ev.resource.clone())
-                .push_bind(ev.outcome.as_str())
-                .push_bind(ev.reason.clone())
-                .push_bind(ev.request_id.clone())
-                .push_bind(ev.client_addr.clone())
-                .push_bind(ev.details.to_string())
-                .push_bind(ev.prev_hash.to_string())
-                .push_bind(ev.hash.to_string());
-        });
-        qb.build().execute(&mut *conn).await?;
+    // One statement text whatever the batch size (UNNEST of one array per
+    // column), so it is prepared once per connection.
+    let mut seqs = Vec::with_capacity(sealed.len());
+    let mut ids = Vec::with_capacity(sealed.len());
+    let mut ats = Vec::with_capacity(sealed.len());
+    let mut actor_ids = Vec::with_capacity(sealed.len());
+    let mut actors = Vec::with_capacity(sealed.len());
+    let mut actions = Vec::with_capacity(sealed.len());
+    let mut kinds = Vec::with_capacity(sealed.len());
+    let mut resources = Vec::with_capacity(sealed.len());
+    let mut outcomes = Vec::with_capacity(sealed.len());
+    let mut reasons = Vec::with_capacity(sealed.len());
+    let mut request_ids = Vec::with_capacity(sealed.len());
+    let mut addrs = Vec::with_capacity(sealed.len());
+    let mut details = Vec::with_capacity(sealed.len());
+    let mut prevs = Vec::with_capacity(sealed.len());
+    let mut hashes = Vec::with_capacity(sealed.len());
+    for ev in &sealed {
+        seqs.push(ev.seq);
+        ids.push(ev.id);
+        ats.push(ev.at);
+        actor_ids.push(ev.actor_id.clone());
+        actors.push(ev.actor.clone());
+        actions.push(ev.action.clone());
+        kinds.push(ev.resource_kind.clone());
+        resources.push(ev.resource.clone());
+        outcomes.push(ev.outcome.as_str());
+        reasons.push(ev.reason.clone());
+        request_ids.push(ev.request_id.clone());
+        addrs.push(ev.client_addr.clone());
+        details.push(ev.details.to_string());
+        prevs.push(ev.prev_hash.to_string());
+        hashes.push(ev.hash.to_string());
     }
+    sqlx::query(
+        "INSERT INTO audit_event (seq, id, at, actor_id, actor, action, resource_kind, resource, outcome, reason, \
+         request_id, client_addr, details, prev_hash, hash) \
+         SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], \
+           $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+           $15::text[])",
+    )
+    .bind(&seqs)
+    .bind(&ids)
+    .bind(&ats)
+    .bind(&actor_ids)
+    .bind(&actors)
+    .bind(&actions)
+    .bind(&kinds)
+    .bind(&resources)
+    .bind(&outcomes)
+    .bind(&reasons)
+    .bind(&request_ids)
+    .bind(&addrs)
+    .bind(&details)
+    .bind(&prevs)
+    .bind(&hashes)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)
         .bind(prev.to_string())
