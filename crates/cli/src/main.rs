@@ -86,6 +86,17 @@ enum Command {
     Metrics(cmd::render::MetricsArgs),
     /// Show a recorded rendering.
     Prompt(cmd::render::PromptArgs),
+    /// Who the token belongs to.
+    Whoami,
+    /// Users: create, list, show, update, disable, delete, roles.
+    #[command(subcommand, alias = "user")]
+    Users(cmd::identity::UserCommand),
+    /// API keys: create (the token is shown once), list, revoke.
+    #[command(subcommand, alias = "key")]
+    Keys(cmd::identity::KeyCommand),
+    /// Roles: built-in and custom, with their permissions.
+    #[command(subcommand, alias = "role")]
+    Roles(cmd::identity::RoleCommand),
     /// The audit trail: list, export (JSON Lines), verify the hash chain.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -205,6 +216,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Metrics(a) => cmd::render::metrics(&client()?, out, a).await,
         Command::Prompt(a) => cmd::render::prompt(&client()?, out, a).await,
         Command::Audit(a) => cmd::audit::run(&client()?, out, a).await,
+        Command::Whoami => cmd::identity::whoami(&client()?, out).await,
+        Command::Users(a) => cmd::identity::users(&client()?, out, a).await,
+        Command::Keys(a) => cmd::identity::keys(&client()?, out, a).await,
+        Command::Roles(a) => cmd::identity::roles(&client()?, out, a).await,
     }
 }
 

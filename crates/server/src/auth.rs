@@ -58,6 +58,7 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 
 struct Cached {
     principal: Principal,
+    epoch: u64,
     key: ApiKeyId,
     verified_at: Instant,
     expires_at: Option<chrono::DateTime<Utc>>,
@@ -67,6 +68,8 @@ struct Cached {
 /// Turns bearer tokens into principals.
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    /// Bumped by the registry when users, keys or roles change.
+    epoch: Arc<std::sync::atomic::AtomicU64>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
@@ -78,8 +81,8 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     #[must_use]
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cache: Mutex::new(HashMap::new()) }
+    pub fn new(store: Arc<dyn Store>, epoch: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Self { store, epoch, cache: Mutex::new(HashMap::new()) }
     }
 
     /// Checks a token; every failure reads the same to the caller.
@@ -87,9 +90,11 @@ impl Authenticator {
         let hash = hash_token(token);
         let now = Instant::now();
         let mut touch = None;
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut cache) = self.cache.lock()
             && let Some(c) = cache.get_mut(&hash)
             && now.duration_since(c.verified_at) < CACHE_TTL
+            && c.epoch == epoch
         {
             if c.expires_at.is_some_and(|e| e <= Utc::now()) {
                 return Err(ApiError::unauthorized("the API key has expired"));
@@ -125,12 +130,16 @@ impl Authenticator {
         if record.expires_at.is_some_and(|e| e <= Utc::now()) {
             return Err(ApiError::unauthorized("the API key has expired"));
         }
+        if record.user_disabled {
+            return Err(ApiError::unauthorized("the user of this API key is disabled"));
+        }
+        let roles = self.resolve_roles(&record.roles).await;
         let principal = Principal {
             user_id: record.user_id,
             display: format!("key {} ({})", record.prefix, record.name),
             credential: Credential::ApiKey(record.id),
-            roles: resolve_roles(&record.roles),
-            deployment: None,
+            roles,
+            deployment: record.deployment.as_deref().and_then(|d| d.parse().ok()),
             origin: Origin::default(),
         };
         if let Ok(mut cache) = self.cache.lock() {
@@ -141,6 +150,7 @@ impl Authenticator {
                 hash,
                 Cached {
                     principal: principal.clone(),
+                    epoch,
                     key: record.id,
                     verified_at: now,
                     expires_at: record.expires_at,
@@ -150,6 +160,24 @@ impl Authenticator {
         }
         self.touch(record.id);
         Ok(principal)
+    }
+
+    /// The definitions of the roles a user holds: built-in roles from code,
+    /// custom roles from the database. A name that is neither grants nothing.
+    async fn resolve_roles(&self, names: &[String]) -> Vec<RoleDef> {
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            if let Some(r) = builtin::role_named(n) {
+                out.push(r);
+                continue;
+            }
+            match self.store.get_role(n).await {
+                Ok(Some(r)) => out.push(r.def),
+                Ok(None) => tracing::warn!(role = %n, "unknown role ignored"),
+                Err(e) => tracing::error!(error = %e, role = %n, "could not read a role"),
+            }
+        }
+        out
     }
 
     fn touch(&self, key: ApiKeyId) {
@@ -262,22 +290,6 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     }
     file.write_all(content.as_bytes())?;
     file.write_all(b"\n")
-}
-
-/// The definitions of the roles a user holds. Built-in roles come from code;
-/// a name that is not one of them grants nothing (custom roles are kept in
-/// the database and resolved there).
-fn resolve_roles(names: &[String]) -> Vec<RoleDef> {
-    names
-        .iter()
-        .filter_map(|n| {
-            let role = builtin::role_named(n);
-            if role.is_none() {
-                tracing::warn!(role = %n, "unknown role ignored");
-            }
-            role
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -95,6 +95,9 @@ impl From<ServiceError> for ApiError {
                     Missing::Version => "version_not_found",
                     Missing::Label => "label_not_found",
                     Missing::Prompt => "prompt_not_found",
+                    Missing::User => "user_not_found",
+                    Missing::Role => "role_not_found",
+                    Missing::Key => "key_not_found",
                 };
                 ApiError::new(StatusCode::NOT_FOUND, code, detail)
             }

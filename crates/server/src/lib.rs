@@ -111,9 +111,10 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             }
         })
     };
+    let auth = Arc::new(auth::Authenticator::new(store.clone(), registry.auth_epoch()));
     let state = state::AppState {
         registry,
-        auth: Arc::new(auth::Authenticator::new(store.clone())),
+        auth,
         metrics,
         body_limit: settings.body_limit_bytes,
     };

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod identity;
 pub mod render;
 pub mod serve;
 pub mod versions;

@@ -13,6 +13,9 @@ pub enum Missing {
     Version,
     Label,
     Prompt,
+    User,
+    Role,
+    Key,
 }
 
 #[derive(Debug, Error)]

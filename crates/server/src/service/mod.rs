@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cache;
 mod catalog;
 mod content;
+pub mod identity;
 pub mod error;
 mod labels;
 mod render;
@@ -53,6 +54,9 @@ pub struct Registry {
     audit: AuditLog,
     default_label: LabelName,
     limits: RenderLimits,
+    /// Bumped when users, keys or roles change, so the authenticator drops
+    /// what it cached.
+    auth_epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -76,7 +80,17 @@ impl Registry {
         default_label: LabelName,
         limits: RenderLimits,
     ) -> Self {
-        Self { store, caches, usage, audit, default_label, limits }
+        Self { store, caches, usage, audit, default_label, limits, auth_epoch: Arc::default() }
+    }
+
+    /// The counter the authenticator watches.
+    #[must_use]
+    pub fn auth_epoch(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.auth_epoch.clone()
+    }
+
+    fn auth_changed(&self) {
+        self.auth_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     #[must_use]

@@ -13,12 +13,25 @@ use serde_json::{Value, json};
 use super::governance::key_with_role;
 use super::support::TestServer;
 
-/// What each operation needs. `None`: public (no key at all).
-fn needs(operation: &str) -> Option<Option<(Action, Resource)>> {
+/// A user id that does not exist: writes to it are refused (404) once
+/// authorized, so allowed calls change nothing.
+const NOBODY: &str = "01900000-0000-7000-8000-000000000000";
+
+/// What an operation needs.
+enum Need {
+    /// No key at all.
+    Public,
+    /// Any valid key (the caller reads itself).
+    AnyKey,
+    Permission(Action, Resource),
+}
+
+fn needs(operation: &str) -> Option<Need> {
     use Action::*;
     use Resource::*;
-    Some(Some(match operation {
-        "healthz" | "readyz" | "metrics" => return Some(None),
+    Some(Need::Permission(match operation {
+        "healthz" | "readyz" | "metrics" => return Some(Need::Public),
+        "whoami" => return Some(Need::AnyKey),
         "list_audit_events" | "export_audit_events" | "verify_audit" => (Read, Audit),
         "purge_audit" => (Delete, Audit),
         "list_prompt_types" | "get_prompt_type" => (Read, Type),
@@ -38,6 +51,17 @@ fn needs(operation: &str) -> Option<Option<(Action, Resource)>> {
         "delete_template" => (Delete, Template),
         "render" => (Execute, Template),
         "list_labels" | "get_label" => (Read, Label),
+        "list_users" | "get_user" => (Read, User),
+        "create_user" => (Create, User),
+        "update_user" | "set_user_roles" => (Update, User),
+        "delete_user" => (Delete, User),
+        "list_keys" => (Read, Key),
+        "create_key" => (Create, Key),
+        "revoke_key" => (Delete, Key),
+        "list_roles" | "get_role" => (Read, Role),
+        "create_role" => (Create, Role),
+        "update_role" => (Update, Role),
+        "delete_role" => (Delete, Role),
         "set_label" => (Update, Label),
         "delete_label" => (Delete, Label),
         _ => return None,
@@ -57,7 +81,7 @@ fn request(
         .replace("{label}", "staging")
         .replace("{version}", "1")
         .replace("{key}", "general")
-        .replace("{id}", prompt_id);
+        .replace("{id}", if path.starts_with("/api/v1/prompts/") { prompt_id } else { NOBODY });
     let stale = |kind: &str| vec![("if-match", format!("\"{kind}-999\""))];
     let text = json!({"template_text": "Hello {{ name }}", "parameter_schema":
         {"type": "object", "properties": {"name": {"type": "string"}}}});
@@ -82,6 +106,12 @@ fn request(
         "render" => (Some(json!({"version": 1, "parameters": {"name": "Ada"}})), vec![]),
         "set_label" => (Some(json!({"version": 1})), stale("label")),
         "delete_label" => (None, stale("label")),
+        "create_user" => (Some(json!({"email": "policy@example.com"})), vec![]),
+        "update_user" => (Some(json!({"first_name": "Policy"})), vec![]),
+        "set_user_roles" => (Some(json!({"roles": ["viewer"]})), vec![]),
+        "create_key" => (Some(json!({"name": "policy"})), vec![]),
+        "create_role" => (Some(json!({"name": "policy-role", "permissions": ["template:read"]})), vec![]),
+        "update_role" => (Some(json!({"permissions": []})), stale("role")),
         _ => (None, vec![]),
     };
     (body, headers, path)
@@ -125,10 +155,20 @@ pub async fn every_route_and_role_follow_the_policy(db: Arc<TestDb>) {
             };
             let (body, headers, url) = request(operation, path, &prompt_id);
             let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let Some((action, resource)) = need else {
-                let r = s.anonymous().call(method.clone(), &url, None, &[]).await;
-                assert_eq!(r.status.as_u16(), 200, "{operation} is public");
-                continue;
+            let (action, resource) = match need {
+                Need::Public => {
+                    let r = s.anonymous().call(method.clone(), &url, None, &[]).await;
+                    assert_eq!(r.status.as_u16(), 200, "{operation} is public");
+                    continue;
+                }
+                Need::AnyKey => {
+                    for (role, client) in &keys {
+                        let r = client.call(method.clone(), &url, body.as_ref(), &headers).await;
+                        assert_eq!(r.status.as_u16(), 200, "{role} reads itself ({operation}): {:?}", r.body);
+                    }
+                    continue;
+                }
+                Need::Permission(a, r) => (a, r),
             };
             // Without a key: 401, whatever the route.
             let r = s.anonymous().call(method.clone(), &url, body.as_ref(), &headers).await;

@@ -1,6 +1,7 @@
 //! The v1 REST API: one module per resource, all under `/api/v1`.
 
 mod audit;
+mod identity;
 pub mod dto;
 mod labels;
 mod prompt_types;
@@ -35,6 +36,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::metrics))
         .routes(routes!(prompts::get))
         .routes(routes!(prompts::outcome))
+        .routes(routes!(identity::me))
+        .routes(routes!(identity::list_users, identity::create_user))
+        .routes(routes!(identity::get_user, identity::update_user, identity::delete_user))
+        .routes(routes!(identity::set_roles))
+        .routes(routes!(identity::list_keys, identity::create_key))
+        .routes(routes!(identity::revoke_key))
+        .routes(routes!(identity::list_roles, identity::create_role))
+        .routes(routes!(identity::get_role, identity::update_role, identity::delete_role))
         .routes(routes!(audit::list))
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))
