@@ -243,10 +243,9 @@ pub async fn bootstrap(
         .bootstrap_admin(
             NewUser {
                 id: user,
-                email: None,
                 first_name: Some("Admin".into()),
-                last_name: None,
                 roles: vec!["admin".into()],
+                ..NewUser::default()
             },
             NewApiKey {
                 id: ApiKeyId::new(),
@@ -255,6 +254,7 @@ pub async fn bootstrap(
                 prefix: token_prefix(token.expose()),
                 secret_hash: hash_token(token.expose()),
                 expires_at: None,
+                deployment: None,
             },
         )
         .await

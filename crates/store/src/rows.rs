@@ -5,6 +5,7 @@
 //! integrity check are written once, here.
 
 use chrono::{DateTime, Utc};
+use promptvault_core::authz::{Permission, RoleDef};
 use promptvault_core::model::{
     Label, LabelMove, OutcomeRecord, PromptRecord, PromptType, Revision, Template, UsageMetrics, Version,
 };
@@ -16,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
-use crate::types::{ApiKeyRecord, User};
+use crate::types::{ApiKeyRecord, SessionRecord, StoredRole, User};
 
 fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
 where
@@ -317,7 +318,9 @@ pub(crate) struct ApiKeyRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub deployment: Option<String>,
     pub roles: Vec<String>,
+    pub user_disabled: bool,
 }
 
 impl ApiKeyRow {
@@ -327,15 +330,14 @@ impl ApiKeyRow {
             user_id: self.user_id.into(),
             name: self.name,
             prefix: self.prefix,
-            secret_hash: self
-                .secret_hash
-                .try_into()
-                .map_err(|_| StoreError::corrupt("api key hash is not 32 bytes"))?,
+            secret_hash: hash32("api key hash", self.secret_hash)?,
             created_at: self.created_at,
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
-            roles: self.roles,
+            deployment: self.deployment,
+            roles: role_set(self.roles),
+            user_disabled: self.user_disabled,
         })
     }
 }
@@ -352,6 +354,7 @@ pub(crate) struct UserRow {
     pub last_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
     pub roles: Vec<String>,
 }
 
@@ -369,7 +372,64 @@ impl UserRow {
             last_name: self.last_name,
             created_at: self.created_at,
             updated_at: self.updated_at,
-            roles: self.roles,
+            disabled_at: self.disabled_at,
+            roles: role_set(self.roles),
+        }
+    }
+}
+
+/// Role names sorted and without duplicates, as users hold them.
+pub(crate) fn role_set(mut roles: Vec<String>) -> Vec<String> {
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+fn hash32(what: &str, bytes: Vec<u8>) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|_| StoreError::corrupt(format!("{what} is not 32 bytes")))
+}
+
+pub(crate) struct RoleRow {
+    pub name: String,
+    pub description: String,
+    pub permissions: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub revision: i64,
+}
+
+impl RoleRow {
+    pub fn decode(self) -> Result<StoredRole> {
+        let permissions: Vec<Permission> = serde_json::from_value(self.permissions)
+            .map_err(|e| StoreError::corrupt(format!("permissions of role {:?}: {e}", self.name)))?;
+        Ok(StoredRole {
+            def: RoleDef { name: self.name, description: self.description, permissions, builtin: false },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            revision: Revision(self.revision),
+        })
+    }
+}
+
+/// The stored form of a role's permissions.
+pub(crate) fn permissions_json(permissions: &[Permission]) -> Result<Value> {
+    serde_json::to_value(permissions).map_err(|e| StoreError::corrupt(format!("permissions: {e}")))
+}
+
+pub(crate) struct SessionRow {
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SessionRow {
+    pub fn decode(self) -> SessionRecord {
+        SessionRecord {
+            user_id: self.user_id.into(),
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            expires_at: self.expires_at,
         }
     }
 }

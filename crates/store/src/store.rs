@@ -8,14 +8,17 @@ use promptvault_core::{
     VersionStatus,
 };
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use promptvault_core::audit::{AuditEvent, NewAuditEvent};
+use promptvault_core::authz::{Permission, RoleDef};
 
 use crate::error::Result;
 use crate::types::{
     ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate,
-    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, TemplateFilter,
-    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector, Write,
+    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, SessionRecord,
+    StoredRole, TemplateFilter, TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector,
+    Write,
 };
 
 /// Which database a store runs on.
@@ -60,6 +63,77 @@ pub trait Store: Send + Sync + 'static {
     async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
     async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()>;
     async fn get_user(&self, id: UserId) -> Result<Option<User>>;
+
+    // --- identities -----------------------------------------------------
+    //
+    // Every write appends `w.audit` in its own transaction. Role names a
+    // user holds must be built-in or stored custom roles
+    // ([`crate::StoreError::NotFound`] otherwise).
+
+    /// Refused with [`crate::Conflict::AlreadyExists`] when the e-mail
+    /// (compared case-insensitively), the external user id or the Supabase
+    /// user id is already someone's.
+    async fn create_user(&self, new: NewUser, w: Write) -> Result<User>;
+    /// By e-mail (users without one last), then id.
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// Compared case-insensitively.
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
+    async fn find_user_by_external_id(&self, external_id: &str) -> Result<Option<User>>;
+    async fn find_user_by_supabase_id(&self, supabase_user_id: Uuid) -> Result<Option<User>>;
+    /// `None` when the user has no password, or does not exist.
+    async fn user_password_hash(&self, id: UserId) -> Result<Option<String>>;
+    /// Same uniqueness rules as [`Store::create_user`]. Disabling a user
+    /// ends their web sessions.
+    async fn update_user(&self, id: UserId, patch: UserPatch, w: Write) -> Result<User>;
+    /// Deletes the user with their keys, roles and sessions; what they
+    /// created or own stays, without them.
+    async fn delete_user(&self, id: UserId, w: Write) -> Result<()>;
+    /// Replaces the user's roles with `roles` (sorted, deduplicated).
+    async fn set_user_roles(&self, id: UserId, roles: Vec<String>, w: Write) -> Result<User>;
+
+    /// Custom roles, by name.
+    async fn list_roles(&self) -> Result<Vec<StoredRole>>;
+    async fn get_role(&self, name: &str) -> Result<Option<StoredRole>>;
+    /// Refused with [`crate::Conflict::AlreadyExists`] when a custom or a
+    /// built-in role has this name.
+    async fn create_role(&self, role: RoleDef, w: Write) -> Result<StoredRole>;
+    async fn update_role(
+        &self,
+        name: &str,
+        expect: Expect,
+        description: String,
+        permissions: Vec<Permission>,
+        w: Write,
+    ) -> Result<StoredRole>;
+    /// Refused with [`crate::Conflict::InUse`] while users hold the role.
+    async fn delete_role(&self, name: &str, w: Write) -> Result<()>;
+
+    /// Refused with [`crate::Conflict::AlreadyExists`] when the prefix is
+    /// taken.
+    async fn create_api_key(&self, new: NewApiKey, w: Write) -> Result<ApiKeyRecord>;
+    /// Of one user, or everyone's; newest first.
+    async fn list_api_keys(&self, user: Option<UserId>) -> Result<Vec<ApiKeyRecord>>;
+    async fn get_api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>>;
+    /// Marks the key revoked at `at`; a key already revoked keeps its first
+    /// revocation time.
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>, w: Write) -> Result<ApiKeyRecord>;
+
+    /// Stores a web session by the SHA-256 of its token.
+    async fn create_session(
+        &self,
+        token_hash: [u8; 32],
+        user: UserId,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        w: Write,
+    ) -> Result<SessionRecord>;
+    async fn find_session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>>;
+    /// Records activity (never moves `last_seen_at` back); not audited, and
+    /// nothing happens for an unknown session.
+    async fn touch_session(&self, token_hash: &[u8; 32], at: DateTime<Utc>) -> Result<()>;
+    async fn delete_session(&self, token_hash: &[u8; 32], w: Write) -> Result<()>;
+    /// Deletes sessions that expired at or before `now`; how many.
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64>;
 
     // --- prompt types ---------------------------------------------------
 

@@ -1,6 +1,7 @@
 //! What the store takes and returns besides the domain records.
 
 use chrono::{DateTime, Utc};
+use promptvault_core::authz::RoleDef;
 use promptvault_core::model::{OutcomeRecord, PromptRecord, Revision, UsageMetrics};
 use promptvault_core::{
     ApiKeyId, Bump, ContentHash, LabelName, PromptId, PromptTypeId, PromptTypeKey, SecurityClassification,
@@ -112,16 +113,79 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+/// A user to create. `id` defaults to a fresh id; everything else to
+/// nothing (no roles, no password).
+#[derive(Clone, Default)]
 pub struct NewUser {
     pub id: UserId,
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// Built-in or stored custom role names; stored sorted, without duplicates.
     pub roles: Vec<String>,
+    pub supabase_user_id: Option<uuid::Uuid>,
+    pub did: Option<String>,
+    pub external_user_id: Option<String>,
+    pub at_protocol_handle: Option<String>,
+    pub data: Option<Value>,
+    /// An argon2 PHC string; never the password itself.
+    pub password_hash: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .field("roles", &self.roles)
+            .field("supabase_user_id", &self.supabase_user_id)
+            .field("did", &self.did)
+            .field("external_user_id", &self.external_user_id)
+            .field("at_protocol_handle", &self.at_protocol_handle)
+            .field("data", &self.data)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Changes to a user. `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub supabase_user_id: Option<Option<uuid::Uuid>>,
+    pub did: Option<Option<String>>,
+    pub external_user_id: Option<Option<String>>,
+    pub at_protocol_handle: Option<Option<String>>,
+    pub data: Option<Option<Value>>,
+    pub password_hash: Option<Option<String>>,
+    /// `Some(true)` disables the user (an already disabled user keeps the
+    /// time it was first disabled) and ends their web sessions;
+    /// `Some(false)` enables it again.
+    pub disabled: Option<bool>,
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("email", &self.email)
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .field("supabase_user_id", &self.supabase_user_id)
+            .field("did", &self.did)
+            .field("external_user_id", &self.external_user_id)
+            .field("at_protocol_handle", &self.at_protocol_handle)
+            .field("data", &self.data)
+            .field("password_hash", &self.password_hash.as_ref().map(|h| h.as_ref().map(|_| "<redacted>")))
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub id: UserId,
     pub supabase_user_id: Option<uuid::Uuid>,
@@ -134,7 +198,20 @@ pub struct User {
     pub last_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// When the user was disabled; a disabled user cannot authenticate.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Sorted, without duplicates.
     pub roles: Vec<String>,
+}
+
+/// A custom role as stored (built-in roles live in `promptvault-core` and
+/// are never stored). `def.builtin` is always false.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRole {
+    pub def: RoleDef,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub revision: Revision,
 }
 
 #[derive(Debug, Clone)]
@@ -147,10 +224,14 @@ pub struct NewApiKey {
     /// SHA-256 of the whole token.
     pub secret_hash: [u8; 32],
     pub expires_at: Option<DateTime<Utc>>,
+    /// The deployment requests made with this key come from
+    /// (`electron_local`, ...); `None` for the central web deployment.
+    pub deployment: Option<String>,
 }
 
-/// A key as found for authentication, with its user's roles.
-#[derive(Debug, Clone)]
+/// A key with what authentication needs of its user: roles and whether the
+/// user is disabled.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRecord {
     pub id: ApiKeyId,
     pub user_id: UserId,
@@ -161,7 +242,21 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub deployment: Option<String>,
+    /// The user's roles, sorted.
     pub roles: Vec<String>,
+    pub user_disabled: bool,
+}
+
+/// A web session, found by the SHA-256 of its token. Expired sessions are
+/// still found (the caller compares `expires_at`) until
+/// [`crate::Store::delete_expired_sessions`] removes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Work for the usage writer, applied in order within one transaction.

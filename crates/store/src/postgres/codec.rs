@@ -8,7 +8,10 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::error::{Conflict, Result, StoreError};
-use crate::rows::{LabelMoveRow, LabelRow, PromptRow, PromptTypeRow, TemplateRow, VersionRow};
+use crate::rows::{
+    ApiKeyRow, LabelMoveRow, LabelRow, PromptRow, PromptTypeRow, RoleRow, SessionRow, TemplateRow, UserRow,
+    VersionRow,
+};
 
 // SQLSTATEs this backend reacts to.
 const FOREIGN_KEY_VIOLATION: &str = "23503";
@@ -140,6 +143,77 @@ pub(super) fn prompt(r: &PgRow) -> Result<PromptRow> {
         outcome: r.try_get("outcome")?,
         outcome_detail: r.try_get("outcome_detail")?,
         outcome_at: r.try_get("outcome_at")?,
+    })
+}
+
+/// User columns, with the user's roles; the query reads `"user" u`.
+pub(super) const USER_COLS: &str = "u.id, u.supabase_user_id, u.did, u.external_user_id, u.email, \
+    u.at_protocol_handle, u.data, u.first_name, u.last_name, u.created_at, u.updated_at, u.disabled_at, \
+    ARRAY(SELECT r.role FROM user_role r WHERE r.user_id = u.id ORDER BY r.role) AS roles";
+
+pub(super) fn user(r: &PgRow) -> Result<UserRow> {
+    Ok(UserRow {
+        id: r.try_get("id")?,
+        supabase_user_id: r.try_get("supabase_user_id")?,
+        did: r.try_get("did")?,
+        external_user_id: r.try_get("external_user_id")?,
+        email: r.try_get("email")?,
+        at_protocol_handle: r.try_get("at_protocol_handle")?,
+        data: r.try_get("data")?,
+        first_name: r.try_get("first_name")?,
+        last_name: r.try_get("last_name")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        disabled_at: r.try_get("disabled_at")?,
+        roles: r.try_get("roles")?,
+    })
+}
+
+/// API key columns with the owner's roles and state; goes with [`KEY_FROM`].
+pub(super) const KEY_COLS: &str = "k.id, k.user_id, k.name, k.prefix, k.secret_hash, k.created_at, \
+    k.expires_at, k.revoked_at, k.last_used_at, k.deployment, u.disabled_at IS NOT NULL AS user_disabled, \
+    ARRAY(SELECT r.role FROM user_role r WHERE r.user_id = k.user_id ORDER BY r.role) AS roles";
+
+pub(super) const KEY_FROM: &str = "api_key k JOIN \"user\" u ON u.id = k.user_id";
+
+pub(super) fn api_key(r: &PgRow) -> Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        name: r.try_get("name")?,
+        prefix: r.try_get("prefix")?,
+        secret_hash: r.try_get("secret_hash")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+        deployment: r.try_get("deployment")?,
+        roles: r.try_get("roles")?,
+        user_disabled: r.try_get("user_disabled")?,
+    })
+}
+
+pub(super) const ROLE_COLS: &str = "name, description, permissions, created_at, updated_at, revision";
+
+pub(super) fn role(r: &PgRow) -> Result<RoleRow> {
+    Ok(RoleRow {
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        permissions: r.try_get("permissions")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        revision: r.try_get("revision")?,
+    })
+}
+
+pub(super) const SESSION_COLS: &str = "user_id, created_at, last_seen_at, expires_at";
+
+pub(super) fn session(r: &PgRow) -> Result<SessionRow> {
+    Ok(SessionRow {
+        user_id: r.try_get("user_id")?,
+        created_at: r.try_get("created_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        expires_at: r.try_get("expires_at")?,
     })
 }
 

@@ -1,18 +1,18 @@
-//! Renders, outcomes, metrics, users and keys on PostgreSQL.
+//! Renders, outcomes and metrics on PostgreSQL.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Outcome, OutcomeRecord, PromptRecord};
-use promptvault_core::{ApiKeyId, PromptId, TemplateId, UserId};
+use promptvault_core::{PromptId, TemplateId};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::PgStore;
 use super::codec;
 use crate::error::Result;
-use crate::rows::{ApiKeyRow, UsageRow, UserRow};
-use crate::types::{ApiKeyRecord, NewApiKey, NewUser, OutcomeResult, TemplateMetrics, UsageEvent, User};
+use crate::rows::UsageRow;
+use crate::types::{OutcomeResult, TemplateMetrics, UsageEvent};
 
 /// Rows per multi-row INSERT: 13 binds each, far below PostgreSQL's 65535.
 const CHUNK: usize = 1000;
@@ -96,122 +96,6 @@ impl PgStore {
         }
         Ok(metrics)
     }
-
-    pub(super) async fn bootstrap_admin_impl(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        // Two servers starting at once must not both create an admin: this
-        // lock mode conflicts with itself and with inserts, not with reads.
-        sqlx::query("LOCK TABLE api_key IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
-        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_key").fetch_one(&mut *tx).await?;
-        if keys > 0 {
-            return Ok(false);
-        }
-        let now = key_time();
-        sqlx::query(
-            "INSERT INTO \"user\" (id, email, first_name, last_name, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(user.id.as_uuid())
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO user_role (user_id, role) SELECT $1, unnest($2::text[])")
-            .bind(user.id.as_uuid())
-            .bind(&user.roles)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO api_key (id, user_id, name, prefix, secret_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(key.id.as_uuid())
-        .bind(key.user_id.as_uuid())
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(key.secret_hash.as_slice())
-        .bind(now)
-        .bind(key.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    pub(super) async fn find_api_key_impl(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
-        let Some(r) = sqlx::query("SELECT * FROM api_key WHERE prefix = $1")
-            .bind(prefix)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let user_id: Uuid = r.try_get("user_id")?;
-        Ok(Some(
-            ApiKeyRow {
-                id: r.try_get("id")?,
-                user_id,
-                name: r.try_get("name")?,
-                prefix: r.try_get("prefix")?,
-                secret_hash: r.try_get("secret_hash")?,
-                created_at: r.try_get("created_at")?,
-                expires_at: r.try_get("expires_at")?,
-                revoked_at: r.try_get("revoked_at")?,
-                last_used_at: r.try_get("last_used_at")?,
-                roles: self.roles_of(user_id).await?,
-            }
-            .decode()?,
-        ))
-    }
-
-    async fn roles_of(&self, user: Uuid) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT role FROM user_role WHERE user_id = $1 ORDER BY role")
-            .bind(user)
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    pub(super) async fn touch_api_key_impl(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE api_key SET last_used_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id.as_uuid())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(super) async fn get_user_impl(&self, id: UserId) -> Result<Option<User>> {
-        let Some(r) = sqlx::query("SELECT * FROM \"user\" WHERE id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let id: Uuid = r.try_get("id")?;
-        Ok(Some(
-            UserRow {
-                id,
-                supabase_user_id: r.try_get("supabase_user_id")?,
-                did: r.try_get("did")?,
-                external_user_id: r.try_get("external_user_id")?,
-                email: r.try_get("email")?,
-                at_protocol_handle: r.try_get("at_protocol_handle")?,
-                data: r.try_get("data")?,
-                first_name: r.try_get("first_name")?,
-                last_name: r.try_get("last_name")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-                roles: self.roles_of(id).await?,
-            }
-            .decode(),
-        ))
-    }
-}
-
-fn key_time() -> DateTime<Utc> {
-    promptvault_core::model::truncate_to_micros(Utc::now())
 }
 
 /// Inserts queued renders. A render whose version was deleted meanwhile is

@@ -7,7 +7,10 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{LabelMoveRow, LabelRow, PromptRow, PromptTypeRow, TemplateRow, VersionRow};
+use crate::rows::{
+    ApiKeyRow, LabelMoveRow, LabelRow, PromptRow, PromptTypeRow, RoleRow, SessionRow, TemplateRow, UserRow,
+    VersionRow,
+};
 
 /// Fixed-width RFC 3339 in UTC with microseconds: text order is time order.
 pub(super) fn ts(t: DateTime<Utc>) -> String {
@@ -187,6 +190,82 @@ pub(super) fn prompt(r: &SqliteRow) -> Result<PromptRow> {
         outcome: r.text_opt("outcome")?,
         outcome_detail: r.text_opt("outcome_detail")?,
         outcome_at: r.time_opt("outcome_at")?,
+    })
+}
+
+/// User columns, with the user's roles as a JSON array; the query reads
+/// `"user" u`.
+pub(super) const USER_COLS: &str = "u.id, u.supabase_user_id, u.did, u.external_user_id, u.email, \
+    u.at_protocol_handle, u.data, u.first_name, u.last_name, u.created_at, u.updated_at, u.disabled_at, \
+    (SELECT json_group_array(r.role) FROM user_role r WHERE r.user_id = u.id) AS roles";
+
+fn roles(r: &SqliteRow) -> Result<Vec<String>> {
+    serde_json::from_value(r.json("roles")?).map_err(|e| StoreError::corrupt(format!("roles: {e}")))
+}
+
+pub(super) fn user(r: &SqliteRow) -> Result<UserRow> {
+    Ok(UserRow {
+        id: r.uuid("id")?,
+        supabase_user_id: r.uuid_opt("supabase_user_id")?,
+        did: r.text_opt("did")?,
+        external_user_id: r.text_opt("external_user_id")?,
+        email: r.text_opt("email")?,
+        at_protocol_handle: r.text_opt("at_protocol_handle")?,
+        data: r.json_opt("data")?,
+        first_name: r.text_opt("first_name")?,
+        last_name: r.text_opt("last_name")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time_opt("updated_at")?,
+        disabled_at: r.time_opt("disabled_at")?,
+        roles: roles(r)?,
+    })
+}
+
+/// API key columns with the owner's roles and state; goes with [`KEY_FROM`].
+pub(super) const KEY_COLS: &str = "k.id, k.user_id, k.name, k.prefix, k.secret_hash, k.created_at, \
+    k.expires_at, k.revoked_at, k.last_used_at, k.deployment, u.disabled_at IS NOT NULL AS user_disabled, \
+    (SELECT json_group_array(r.role) FROM user_role r WHERE r.user_id = k.user_id) AS roles";
+
+pub(super) const KEY_FROM: &str = "api_key k JOIN \"user\" u ON u.id = k.user_id";
+
+pub(super) fn api_key(r: &SqliteRow) -> Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: r.uuid("id")?,
+        user_id: r.uuid("user_id")?,
+        name: r.text("name")?,
+        prefix: r.text("prefix")?,
+        secret_hash: r.try_get::<Vec<u8>, _>("secret_hash")?,
+        created_at: r.time("created_at")?,
+        expires_at: r.time_opt("expires_at")?,
+        revoked_at: r.time_opt("revoked_at")?,
+        last_used_at: r.time_opt("last_used_at")?,
+        deployment: r.text_opt("deployment")?,
+        roles: roles(r)?,
+        user_disabled: r.int("user_disabled")? != 0,
+    })
+}
+
+pub(super) const ROLE_COLS: &str = "name, description, permissions, created_at, updated_at, revision";
+
+pub(super) fn role(r: &SqliteRow) -> Result<RoleRow> {
+    Ok(RoleRow {
+        name: r.text("name")?,
+        description: r.text("description")?,
+        permissions: r.json("permissions")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time_opt("updated_at")?,
+        revision: r.int("revision")?,
+    })
+}
+
+pub(super) const SESSION_COLS: &str = "user_id, created_at, last_seen_at, expires_at";
+
+pub(super) fn session(r: &SqliteRow) -> Result<SessionRow> {
+    Ok(SessionRow {
+        user_id: r.uuid("user_id")?,
+        created_at: r.time("created_at")?,
+        last_seen_at: r.time("last_seen_at")?,
+        expires_at: r.time("expires_at")?,
     })
 }
 

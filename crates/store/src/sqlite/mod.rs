@@ -7,6 +7,7 @@
 mod audit;
 mod catalog;
 mod codec;
+mod identity;
 mod usage;
 mod versions;
 
@@ -24,16 +25,19 @@ use promptvault_core::{
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 use crate::store::{Backend, Store};
 use promptvault_core::audit::{AuditEvent, NewAuditEvent};
+use promptvault_core::authz::{Permission, RoleDef};
 
 use crate::types::{
     ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate,
-    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, TemplateFilter,
-    TemplateMetrics, TemplatePatch, UsageEvent, User, VersionSelector, Write,
+    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, SessionRecord,
+    StoredRole, TemplateFilter, TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector,
+    Write,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -118,6 +122,115 @@ impl Store for SqliteStore {
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>> {
         self.get_user_impl(id).await
+    }
+
+    async fn create_user(&self, new: NewUser, w: Write) -> Result<User> {
+        self.create_user_impl(new, w).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.list_users_impl().await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.find_user_by_email_impl(email).await
+    }
+
+    async fn find_user_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
+        self.find_user_by_external_id_impl(external_id).await
+    }
+
+    async fn find_user_by_supabase_id(&self, supabase_user_id: Uuid) -> Result<Option<User>> {
+        self.find_user_by_supabase_id_impl(supabase_user_id).await
+    }
+
+    async fn user_password_hash(&self, id: UserId) -> Result<Option<String>> {
+        self.user_password_hash_impl(id).await
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch, w: Write) -> Result<User> {
+        self.update_user_impl(id, patch, w).await
+    }
+
+    async fn delete_user(&self, id: UserId, w: Write) -> Result<()> {
+        self.delete_user_impl(id, w).await?;
+        // Templates they created or owned lost that reference.
+        self.notify(None);
+        Ok(())
+    }
+
+    async fn set_user_roles(&self, id: UserId, roles: Vec<String>, w: Write) -> Result<User> {
+        self.set_user_roles_impl(id, roles, w).await
+    }
+
+    async fn list_roles(&self) -> Result<Vec<StoredRole>> {
+        self.list_roles_impl().await
+    }
+
+    async fn get_role(&self, name: &str) -> Result<Option<StoredRole>> {
+        self.get_role_impl(name).await
+    }
+
+    async fn create_role(&self, role: RoleDef, w: Write) -> Result<StoredRole> {
+        self.create_role_impl(role, w).await
+    }
+
+    async fn update_role(
+        &self,
+        name: &str,
+        expect: Expect,
+        description: String,
+        permissions: Vec<Permission>,
+        w: Write,
+    ) -> Result<StoredRole> {
+        self.update_role_impl(name, expect, description, permissions, w).await
+    }
+
+    async fn delete_role(&self, name: &str, w: Write) -> Result<()> {
+        self.delete_role_impl(name, w).await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey, w: Write) -> Result<ApiKeyRecord> {
+        self.create_api_key_impl(new, w).await
+    }
+
+    async fn list_api_keys(&self, user: Option<UserId>) -> Result<Vec<ApiKeyRecord>> {
+        self.list_api_keys_impl(user).await
+    }
+
+    async fn get_api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>> {
+        self.get_api_key_impl(id).await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>, w: Write) -> Result<ApiKeyRecord> {
+        self.revoke_api_key_impl(id, at, w).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: [u8; 32],
+        user: UserId,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        w: Write,
+    ) -> Result<SessionRecord> {
+        self.create_session_impl(token_hash, user, at, expires_at, w).await
+    }
+
+    async fn find_session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>> {
+        self.find_session_impl(token_hash).await
+    }
+
+    async fn touch_session(&self, token_hash: &[u8; 32], at: DateTime<Utc>) -> Result<()> {
+        self.touch_session_impl(token_hash, at).await
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32], w: Write) -> Result<()> {
+        self.delete_session_impl(token_hash, w).await
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.delete_expired_sessions_impl(now).await
     }
 
     async fn create_prompt_type(&self, new: NewPromptType, w: Write) -> Result<PromptType> {

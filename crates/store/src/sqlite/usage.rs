@@ -1,17 +1,17 @@
-//! Renders, outcomes, metrics, users and keys on SQLite.
+//! Renders, outcomes and metrics on SQLite.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Outcome, PromptRecord};
-use promptvault_core::{ApiKeyId, PromptId, TemplateId, UserId};
+use promptvault_core::{PromptId, TemplateId};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use super::codec::{self, Col, ts};
 use crate::error::Result;
-use crate::rows::{ApiKeyRow, UsageRow, UserRow};
-use crate::types::{ApiKeyRecord, NewApiKey, NewUser, OutcomeResult, TemplateMetrics, UsageEvent, User};
+use crate::rows::UsageRow;
+use crate::types::{OutcomeResult, TemplateMetrics, UsageEvent};
 
 /// Rows per multi-row INSERT (16 columns each, well under SQLite's bind limit).
 const CHUNK: usize = 400;
@@ -97,121 +97,6 @@ impl SqliteStore {
         }
         Ok(metrics)
     }
-
-    pub(super) async fn bootstrap_admin_impl(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_key").fetch_one(&mut *tx).await?;
-        if keys > 0 {
-            return Ok(false);
-        }
-        let now = ts(key_time());
-        sqlx::query(
-            "INSERT INTO \"user\" (id, email, first_name, last_name, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        for role in &user.roles {
-            sqlx::query("INSERT INTO user_role (user_id, role) VALUES (?, ?)")
-                .bind(user.id.to_string())
-                .bind(role)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO api_key (id, user_id, name, prefix, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(key.id.to_string())
-        .bind(key.user_id.to_string())
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(key.secret_hash.to_vec())
-        .bind(&now)
-        .bind(key.expires_at.map(ts))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    pub(super) async fn find_api_key_impl(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
-        let Some(r) = sqlx::query("SELECT * FROM api_key WHERE prefix = ?")
-            .bind(prefix)
-            .fetch_optional(&self.reader)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let user_id = r.uuid("user_id")?;
-        let roles = self.roles_of(user_id).await?;
-        Ok(Some(
-            ApiKeyRow {
-                id: r.uuid("id")?,
-                user_id,
-                name: r.text("name")?,
-                prefix: r.text("prefix")?,
-                secret_hash: sqlx::Row::try_get::<Vec<u8>, _>(&r, "secret_hash")?,
-                created_at: r.time("created_at")?,
-                expires_at: r.time_opt("expires_at")?,
-                revoked_at: r.time_opt("revoked_at")?,
-                last_used_at: r.time_opt("last_used_at")?,
-                roles,
-            }
-            .decode()?,
-        ))
-    }
-
-    async fn roles_of(&self, user: uuid::Uuid) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT role FROM user_role WHERE user_id = ? ORDER BY role")
-            .bind(user.to_string())
-            .fetch_all(&self.reader)
-            .await?)
-    }
-
-    pub(super) async fn touch_api_key_impl(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE api_key SET last_used_at = ? WHERE id = ?")
-            .bind(ts(at))
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    pub(super) async fn get_user_impl(&self, id: UserId) -> Result<Option<User>> {
-        let Some(r) = sqlx::query("SELECT * FROM \"user\" WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let id = r.uuid("id")?;
-        Ok(Some(
-            UserRow {
-                id,
-                supabase_user_id: r.uuid_opt("supabase_user_id")?,
-                did: r.text_opt("did")?,
-                external_user_id: r.text_opt("external_user_id")?,
-                email: r.text_opt("email")?,
-                at_protocol_handle: r.text_opt("at_protocol_handle")?,
-                data: r.json_opt("data")?,
-                first_name: r.text_opt("first_name")?,
-                last_name: r.text_opt("last_name")?,
-                created_at: r.time("created_at")?,
-                updated_at: r.time_opt("updated_at")?,
-                roles: self.roles_of(id).await?,
-            }
-            .decode(),
-        ))
-    }
-}
-
-fn key_time() -> DateTime<Utc> {
-    promptvault_core::model::truncate_to_micros(Utc::now())
 }
 
 /// Inserts queued renders. A render whose template or version was deleted

@@ -121,9 +121,8 @@ pub async fn admin(store: &Arc<dyn Store>) -> promptvault_core::UserId {
             promptvault_store::NewUser {
                 id: user,
                 email: Some("admin@example.com".into()),
-                first_name: None,
-                last_name: None,
                 roles: vec!["admin".into()],
+                ..promptvault_store::NewUser::default()
             },
             promptvault_store::NewApiKey {
                 id: promptvault_core::ApiKeyId::new(),
@@ -132,6 +131,7 @@ pub async fn admin(store: &Arc<dyn Store>) -> promptvault_core::UserId {
                 prefix: format!("pv_{}", &user.to_string()[..8]),
                 secret_hash: [7; 32],
                 expires_at: None,
+                deployment: None,
             },
         )
         .await

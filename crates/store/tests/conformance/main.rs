@@ -4,12 +4,14 @@
 mod audit;
 mod catalog;
 mod fixtures;
+mod identity;
 mod notices;
 mod usage;
 mod versions;
 
 use audit::*;
 use catalog::*;
+use identity::*;
 use notices::*;
 use usage::*;
 use versions::*;
@@ -52,5 +54,14 @@ fn main() {
         audit_swaps_and_truncation_are_found,
         audit_purge_leaves_a_verifiable_checkpoint,
         concurrent_audited_writes_keep_one_chain,
+        users_round_trip_with_every_seed_field,
+        user_patches_leave_set_or_clear_each_field,
+        disabled_users_are_reported_and_lose_their_sessions,
+        user_role_sets_replace_and_users_delete_with_their_things,
+        custom_roles_crud_with_revisions_and_in_use_refusal,
+        api_keys_create_list_revoke_and_authenticate,
+        sessions_create_find_touch_expire_and_delete,
+        identity_writes_carry_their_audit_events,
+        concurrent_identity_writes_keep_identities_unique_and_roles_held,
     ])
 }

@@ -117,13 +117,7 @@ pub async fn bootstrap_admin_happens_once(db: Arc<TestDb>) {
     let user = admin(&s).await;
     let again = s
         .bootstrap_admin(
-            NewUser {
-                id: UserId::new(),
-                email: None,
-                first_name: None,
-                last_name: None,
-                roles: vec!["admin".into()],
-            },
+            NewUser { id: UserId::new(), roles: vec!["admin".into()], ..NewUser::default() },
             NewApiKey {
                 id: ApiKeyId::new(),
                 user_id: UserId::new(),
@@ -131,6 +125,7 @@ pub async fn bootstrap_admin_happens_once(db: Arc<TestDb>) {
                 prefix: "pv_second".into(),
                 secret_hash: [1; 32],
                 expires_at: None,
+                deployment: None,
             },
         )
         .await
