@@ -112,12 +112,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         })
     };
     let auth = Arc::new(auth::Authenticator::new(store.clone(), registry.auth_epoch()));
-    let state = state::AppState {
-        registry,
-        auth,
-        metrics,
-        body_limit: settings.body_limit_bytes,
-    };
+    let state = state::AppState { registry, auth, metrics, body_limit: settings.body_limit_bytes };
     let app =
         axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));
     let listener = TcpListener::bind(settings.listen)

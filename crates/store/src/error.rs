@@ -16,8 +16,8 @@ pub enum Conflict {
     NotEditable { seq: u32, status: VersionStatus },
     #[error("version {seq} is no longer the newest (version {latest} is); create a new version instead")]
     Superseded { seq: u32, latest: u32 },
-    #[error("the {what} is used by {count} template(s)")]
-    InUse { what: &'static str, count: u64 },
+    #[error("the {what} is used by {count} {by}")]
+    InUse { what: &'static str, count: u64, by: &'static str },
     #[error("a template must keep at least one version")]
     LastVersion,
     #[error("version {seq} carries label(s) {labels}; move or remove them first")]

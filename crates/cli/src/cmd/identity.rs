@@ -129,7 +129,10 @@ pub async fn users(c: &Client, out: Out, cmd: UserCommand) -> Result<()> {
         UserCommand::List => {
             let r = c.get("/users").await?;
             out.show(&r.body, |b| {
-                out.table(&["id", "email", "name", "roles", "state"], list(b, "items").iter().map(user_row).collect());
+                out.table(
+                    &["id", "email", "name", "roles", "state"],
+                    list(b, "items").iter().map(user_row).collect(),
+                );
             });
         }
         UserCommand::Create { email, first_name, last_name, external_id, roles } => {
@@ -150,7 +153,9 @@ pub async fn users(c: &Client, out: Out, cmd: UserCommand) -> Result<()> {
                 body.insert("disabled".into(), Value::Bool(disable));
             }
             if body.is_empty() {
-                return Err(CliError::usage("nothing to change: give --email, --first-name, --last-name, --disable or --enable"));
+                return Err(CliError::usage(
+                    "nothing to change: give --email, --first-name, --last-name, --disable or --enable",
+                ));
             }
             let r = c.patch(&format!("/users/{}", seg(&id)), &Value::Object(body), None).await?;
             show_user(out, &r.body);
@@ -171,7 +176,14 @@ pub async fn users(c: &Client, out: Out, cmd: UserCommand) -> Result<()> {
 
 fn key_row(k: &Value) -> Vec<String> {
     let state = if !k["revoked_at"].is_null() { "revoked" } else { "active" };
-    vec![s(k, "id"), s(k, "name"), s(k, "prefix"), time(k, "expires_at"), time(k, "last_used_at"), state.into()]
+    vec![
+        s(k, "id"),
+        s(k, "name"),
+        s(k, "prefix"),
+        time(k, "expires_at"),
+        time(k, "last_used_at"),
+        state.into(),
+    ]
 }
 
 pub async fn keys(c: &Client, out: Out, cmd: KeyCommand) -> Result<()> {
@@ -184,7 +196,10 @@ pub async fn keys(c: &Client, out: Out, cmd: KeyCommand) -> Result<()> {
             };
             let r = c.get(&format!("/users/{}/keys", seg(&user))).await?;
             out.show(&r.body, |b| {
-                out.table(&["id", "name", "prefix", "expires", "last used", "state"], list(b, "items").iter().map(key_row).collect());
+                out.table(
+                    &["id", "name", "prefix", "expires", "last used", "state"],
+                    list(b, "items").iter().map(key_row).collect(),
+                );
             });
         }
         KeyCommand::Create { name, user, expires, expires_in_days, deployment } => {
@@ -194,14 +209,20 @@ pub async fn keys(c: &Client, out: Out, cmd: KeyCommand) -> Result<()> {
             };
             let expires_at = match (expires, expires_in_days) {
                 (Some(t), _) => Some(t),
-                (None, Some(d)) => Some((chrono::Utc::now() + chrono::Duration::days(i64::from(d))).to_rfc3339()),
+                (None, Some(d)) => {
+                    Some((chrono::Utc::now() + chrono::Duration::days(i64::from(d))).to_rfc3339())
+                }
                 (None, None) => None,
             };
             let body = json!({"name": name, "expires_at": expires_at, "deployment": deployment});
             let r = c.post(&format!("/users/{}/keys", seg(&user)), &body).await?;
             out.show(&r.body, |b| {
                 println!("{}", s(b, "token"));
-                eprintln!("key {} ({}) created; the token above is shown this once", s(&b["key"], "id"), s(&b["key"], "prefix"));
+                eprintln!(
+                    "key {} ({}) created; the token above is shown this once",
+                    s(&b["key"], "id"),
+                    s(&b["key"], "prefix")
+                );
             });
         }
         KeyCommand::Revoke { id } => {
@@ -213,8 +234,14 @@ pub async fn keys(c: &Client, out: Out, cmd: KeyCommand) -> Result<()> {
 }
 
 fn role_rows(r: &Value) -> Vec<Vec<String>> {
-    let perms: Vec<String> = list(r, "permissions").iter().filter_map(|p| p.as_str().map(str::to_owned)).collect();
-    vec![vec![s(r, "name"), if r["builtin"].as_bool() == Some(true) { "built-in".into() } else { "custom".into() }, perms.join(" "), s(r, "description")]]
+    let perms: Vec<String> =
+        list(r, "permissions").iter().filter_map(|p| p.as_str().map(str::to_owned)).collect();
+    vec![vec![
+        s(r, "name"),
+        if r["builtin"].as_bool() == Some(true) { "built-in".into() } else { "custom".into() },
+        perms.join(" "),
+        s(r, "description"),
+    ]]
 }
 
 pub async fn roles(c: &Client, out: Out, cmd: RoleCommand) -> Result<()> {

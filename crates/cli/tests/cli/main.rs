@@ -4,6 +4,7 @@
 
 mod audit;
 mod catalog;
+mod identity;
 mod misc;
 mod render;
 mod serve;
@@ -29,5 +30,6 @@ fn main() {
         misc::a_closed_stdout_ends_quietly,
         serve::serve_layers_settings_and_stops_gracefully,
         audit::the_audit_trail_is_listed_exported_and_verified,
+        identity::users_keys_and_roles_are_managed,
     ])
 }

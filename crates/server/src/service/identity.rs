@@ -60,7 +60,8 @@ impl Registry {
     }
 
     pub async fn create_user(&self, who: &Principal, input: CreateUser) -> Result<User> {
-        self.authorize(who, Action::Create, Resource::User, &Target::default(), input.email.as_deref()).await?;
+        self.authorize(who, Action::Create, Resource::User, &Target::default(), input.email.as_deref())
+            .await?;
         for (field, v) in [
             ("email", &input.email),
             ("first_name", &input.first_name),
@@ -82,7 +83,13 @@ impl Registry {
         self.check_roles(&roles).await?;
         let id = UserId::new();
         let label = input.email.clone().unwrap_or_else(|| id.to_string());
-        let w = self.audited(who, "user.create", Resource::User, &id.to_string(), json!({"email": input.email, "roles": roles}));
+        let w = self.audited(
+            who,
+            "user.create",
+            Resource::User,
+            &id.to_string(),
+            json!({"email": input.email, "roles": roles}),
+        );
         let new = NewUser {
             id,
             email: input.email,
@@ -162,7 +169,10 @@ impl Registry {
         let name = id.to_string();
         self.authorize(who, Action::Update, Resource::User, &Target::default(), Some(&name)).await?;
         if id == who.user_id {
-            return Err(ServiceError::conflict("cannot_change_own_roles", "you cannot change your own roles"));
+            return Err(ServiceError::conflict(
+                "cannot_change_own_roles",
+                "you cannot change your own roles",
+            ));
         }
         let mut roles = roles;
         roles.sort();
@@ -250,7 +260,8 @@ impl Registry {
 
     pub async fn list_roles(&self, who: &Principal) -> Result<Vec<(RoleDef, Option<StoredRole>)>> {
         self.authorize(who, Action::Read, Resource::Role, &Target::default(), None).await?;
-        let mut out: Vec<(RoleDef, Option<StoredRole>)> = builtin::roles().into_iter().map(|r| (r, None)).collect();
+        let mut out: Vec<(RoleDef, Option<StoredRole>)> =
+            builtin::roles().into_iter().map(|r| (r, None)).collect();
         out.extend(self.store.list_roles().await?.into_iter().map(|s| (s.def.clone(), Some(s))));
         Ok(out)
     }
@@ -272,13 +283,15 @@ impl Registry {
         permissions: Vec<Permission>,
     ) -> Result<StoredRole> {
         self.authorize(who, Action::Create, Resource::Role, &Target::default(), Some(&name)).await?;
-        promptvault_core::Role::parse(&name).map_err(|e| ServiceError::invalid("invalid_name", e.to_string()))?;
+        promptvault_core::Role::parse(&name)
+            .map_err(|e| ServiceError::invalid("invalid_name", e.to_string()))?;
         if builtin::role_named(&name).is_some() {
             return Err(ServiceError::conflict("role_exists", format!("{name:?} is a built-in role")));
         }
         super::check_text("description", Some(&description), 2_000)?;
         let def = RoleDef { name: name.clone(), description, permissions, builtin: false };
-        let w = self.audited(who, "role.create", Resource::Role, &name, json!({"permissions": def.permissions}));
+        let w =
+            self.audited(who, "role.create", Resource::Role, &name, json!({"permissions": def.permissions}));
         Ok(self.store.create_role(def, w).await?)
     }
 
@@ -292,7 +305,10 @@ impl Registry {
     ) -> Result<StoredRole> {
         self.authorize(who, Action::Update, Resource::Role, &Target::default(), Some(name)).await?;
         if builtin::role_named(name).is_some() {
-            return Err(ServiceError::conflict("role_builtin", format!("built-in role {name:?} cannot be changed")));
+            return Err(ServiceError::conflict(
+                "role_builtin",
+                format!("built-in role {name:?} cannot be changed"),
+            ));
         }
         super::check_text("description", Some(&description), 2_000)?;
         let w = self.audited(who, "role.update", Resource::Role, name, json!({"permissions": permissions}));
@@ -308,7 +324,10 @@ impl Registry {
     pub async fn delete_role(&self, who: &Principal, name: &str) -> Result<()> {
         self.authorize(who, Action::Delete, Resource::Role, &Target::default(), Some(name)).await?;
         if builtin::role_named(name).is_some() {
-            return Err(ServiceError::conflict("role_builtin", format!("built-in role {name:?} cannot be deleted")));
+            return Err(ServiceError::conflict(
+                "role_builtin",
+                format!("built-in role {name:?} cannot be deleted"),
+            ));
         }
         let w = self.audited(who, "role.delete", Resource::Role, name, Value::Null);
         self.store.delete_role(name, w).await.map_err(|e| not_found_as(e, || role_missing(name)))?;

@@ -131,3 +131,75 @@ pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
     assert_eq!(body["broken"]["kind"], "edited");
     s.stop().await;
 }
+
+pub async fn users_keys_and_custom_roles_through_the_api(db: Arc<TestDb>) {
+    let mut s = TestServer::start(&db).await;
+    s.template("team/a/one", "Hello {{ name }}", &["name"]).await;
+    s.template("team/b/two", "Hi {{ name }}", &["name"]).await;
+
+    // A custom role scoped to a folder, a user holding it, a key for them.
+    s.post("/api/v1/roles", &json!({"name": "team-a", "permissions": ["template:read@folder=team/a", "template:execute@folder=team/a"]}))
+        .await
+        .ok(201);
+    s.post("/api/v1/roles", &json!({"name": "bad", "permissions": ["template:fly"]}))
+        .await
+        .problem(422, "invalid_permission");
+    s.post("/api/v1/users", &json!({"email": "x@example.com", "roles": ["nope"]}))
+        .await
+        .problem(422, "unknown_role");
+    let user = s.post("/api/v1/users", &json!({"email": "ada@example.com", "roles": ["team-a"]})).await;
+    let id = user.ok(201)["id"].as_str().unwrap().to_owned();
+    s.post("/api/v1/users", &json!({"email": "ADA@example.com"})).await.problem(409, "already_exists");
+    let key = s.post(&format!("/api/v1/users/{id}/keys"), &json!({"name": "laptop"})).await;
+    let token = key.ok(201)["token"].as_str().unwrap().to_owned();
+    let key_id = key.body["key"]["id"].as_str().unwrap().to_owned();
+    let mut ada = s.anonymous();
+    ada.token = Some(token);
+
+    // The scope decides; the caller reads itself and manages its own keys.
+    ada.get("/api/v1/templates/team%2Fa%2Fone?version=1").await.ok(200);
+    ada.get("/api/v1/templates/team%2Fb%2Ftwo?version=1").await.problem(403, "forbidden");
+    let listed = ada.get("/api/v1/templates").await;
+    let names: Vec<&str> =
+        listed.ok(200)["items"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["team/a/one"]);
+    assert_eq!(ada.get("/api/v1/me").await.ok(200)["email"], "ada@example.com");
+    ada.get(&format!("/api/v1/users/{id}/keys")).await.ok(200);
+    ada.get("/api/v1/users").await.problem(403, "forbidden");
+    ada.put(&format!("/api/v1/users/{id}/roles"), &json!({"roles": ["admin"]}))
+        .await
+        .problem(403, "forbidden");
+
+    // Widening the role takes effect on the next request.
+    let role = s.get("/api/v1/roles/team-a").await;
+    let rev = role.ok(200)["revision"].as_i64().unwrap();
+    s.call(
+        "PUT".parse().unwrap(),
+        "/api/v1/roles/team-a",
+        Some(&json!({"permissions": ["template:read@folder=team"]})),
+        &[("if-match", &format!("\"role-{rev}\""))],
+    )
+    .await
+    .ok(200);
+    ada.get("/api/v1/templates/team%2Fb%2Ftwo?version=1").await.ok(200);
+    s.delete("/api/v1/roles/team-a", "").await.problem(409, "in_use");
+
+    // Disabled, then enabled; revoked keys stop at once.
+    s.patch(&format!("/api/v1/users/{id}"), &json!({"disabled": true}), "").await.ok(200);
+    ada.get("/api/v1/me").await.problem(401, "unauthorized");
+    s.patch(&format!("/api/v1/users/{id}"), &json!({"disabled": false}), "").await.ok(200);
+    ada.get("/api/v1/me").await.ok(200);
+    ada.call("DELETE".parse().unwrap(), &format!("/api/v1/keys/{key_id}"), None, &[]).await.ok(200);
+    ada.get("/api/v1/me").await.problem(401, "unauthorized");
+
+    // The admin cannot lock itself out.
+    let me = s.get("/api/v1/me").await;
+    let admin = me.ok(200)["id"].as_str().unwrap().to_owned();
+    s.put(&format!("/api/v1/users/{admin}/roles"), &json!({"roles": []}))
+        .await
+        .problem(409, "cannot_change_own_roles");
+    // All of it is in the trail.
+    let ev = s.get("/api/v1/audit/events?action=user.&limit=100").await;
+    assert!(ev.ok(200)["items"].as_array().unwrap().len() >= 4);
+    s.stop().await;
+}

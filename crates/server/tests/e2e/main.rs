@@ -40,6 +40,7 @@ fn main() {
             api::openapi_document_matches_the_routes,
             api::health_ready_and_metrics,
             governance::roles_decide_and_every_refusal_is_audited,
+            governance::users_keys_and_custom_roles_through_the_api,
             policy::every_route_and_role_follow_the_policy,
         ],
         promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],

@@ -23,7 +23,7 @@ enum Need {
     Public,
     /// Any valid key (the caller reads itself).
     AnyKey,
-    Permission(Action, Resource),
+    Permission((Action, Resource)),
 }
 
 fn needs(operation: &str) -> Option<Need> {
@@ -168,7 +168,7 @@ pub async fn every_route_and_role_follow_the_policy(db: Arc<TestDb>) {
                     }
                     continue;
                 }
-                Need::Permission(a, r) => (a, r),
+                Need::Permission(p) => p,
             };
             // Without a key: 401, whatever the route.
             let r = s.anonymous().call(method.clone(), &url, body.as_ref(), &headers).await;

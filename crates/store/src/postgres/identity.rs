@@ -286,7 +286,7 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await?;
         if holders > 0 {
-            return Err(Conflict::InUse { what: "role", count: holders.unsigned_abs() }.into());
+            return Err(Conflict::InUse { what: "role", count: holders.unsigned_abs(), by: "user(s)" }.into());
         }
         sqlx::query("DELETE FROM role WHERE name = $1").bind(name).execute(&mut *tx).await?;
         notify::commit(tx, None, w.audit.as_ref()).await

@@ -116,7 +116,12 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await?;
         if count > 0 {
-            return Err(Conflict::InUse { what: "prompt type", count: count.unsigned_abs() }.into());
+            return Err(Conflict::InUse {
+                what: "prompt type",
+                count: count.unsigned_abs(),
+                by: "template(s)",
+            }
+            .into());
         }
         sqlx::query("DELETE FROM prompt_type WHERE id = $1")
             .bind(current.id.as_uuid())

@@ -118,7 +118,12 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         if count > 0 {
-            return Err(Conflict::InUse { what: "prompt type", count: count.unsigned_abs() }.into());
+            return Err(Conflict::InUse {
+                what: "prompt type",
+                count: count.unsigned_abs(),
+                by: "template(s)",
+            }
+            .into());
         }
         sqlx::query("DELETE FROM prompt_type WHERE id = ?")
             .bind(current.id.to_string())

@@ -254,7 +254,7 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         if holders > 0 {
-            return Err(Conflict::InUse { what: "role", count: holders.unsigned_abs() }.into());
+            return Err(Conflict::InUse { what: "role", count: holders.unsigned_abs(), by: "user(s)" }.into());
         }
         sqlx::query("DELETE FROM role WHERE name = ?").bind(name).execute(&mut *tx).await?;
         super::audit::commit(tx, w.audit.as_ref()).await

@@ -397,7 +397,10 @@ pub async fn custom_roles_crud_with_revisions_and_in_use_refusal(db: Arc<TestDb>
     s.set_user_roles(b.id, vec!["editor".into(), "viewer".into()], now().into()).await.unwrap();
     let in_use = s.delete_role("editor", now().into()).await;
     assert!(
-        matches!(in_use, Err(StoreError::Conflict(Conflict::InUse { what: "role", count: 2 }))),
+        matches!(
+            in_use,
+            Err(StoreError::Conflict(Conflict::InUse { what: "role", count: 2, by: "user(s)" }))
+        ),
         "{in_use:?}"
     );
     assert!(s.get_role("editor").await.unwrap().is_some());

@@ -197,16 +197,17 @@ pub struct RoleRequest {
 fn permissions(raw: &[String]) -> Result<Vec<Permission>, ApiError> {
     raw.iter()
         .map(|p| {
-            p.parse::<Permission>()
-                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_permission", e.to_string()))
+            p.parse::<Permission>().map_err(|e| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_permission", e.to_string())
+            })
         })
         .collect()
 }
 
 fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse::<Uuid>()
-        .map(UserId::from)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{raw:?} is not a user id")))
+    raw.parse::<Uuid>().map(UserId::from).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{raw:?} is not a user id"))
+    })
 }
 
 /// Who the caller is, with the roles they hold.
@@ -352,7 +353,8 @@ pub async fn create_key(
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let deployment = req.deployment.as_deref().map(body_value::<DeploymentModel>).transpose()?;
-    let created = s.registry.create_key(&who, Some(user_id(&raw)?), req.name, req.expires_at, deployment).await?;
+    let created =
+        s.registry.create_key(&who, Some(user_id(&raw)?), req.name, req.expires_at, deployment).await?;
     let body = KeyCreated { key: created.key.into(), token: created.token.expose().to_owned() };
     Ok((StatusCode::CREATED, [NO_STORE], axum::Json(body)))
 }
@@ -366,10 +368,9 @@ pub async fn revoke_key(
     who: Principal,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = raw
-        .parse::<Uuid>()
-        .map(ApiKeyId::from)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{raw:?} is not a key id")))?;
+    let id = raw.parse::<Uuid>().map(ApiKeyId::from).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{raw:?} is not a key id"))
+    })?;
     let k = s.registry.revoke_key(&who, id).await?;
     Ok(axum::Json(KeyDto::from(k)))
 }
@@ -391,9 +392,9 @@ pub async fn create_role(
     who: Principal,
     ApiJson(req): ApiJson<RoleRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = req
-        .name
-        .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "a role needs a name"))?;
+    let name = req.name.ok_or_else(|| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "a role needs a name")
+    })?;
     let r = s.registry.create_role(&who, name, req.description, permissions(&req.permissions)?).await?;
     let tag = etag("role", r.revision);
     Ok((StatusCode::CREATED, tag, axum::Json(role_dto(r.def.clone(), Some(r)))))
@@ -425,7 +426,8 @@ pub async fn update_role(
     ApiJson(req): ApiJson<RoleRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let expect = required_if_match(&headers, "role", || None)?;
-    let r = s.registry.update_role(&who, &name, expect, req.description, permissions(&req.permissions)?).await?;
+    let r =
+        s.registry.update_role(&who, &name, expect, req.description, permissions(&req.permissions)?).await?;
     let tag = etag("role", r.revision);
     Ok((tag, axum::Json(role_dto(r.def.clone(), Some(r)))))
 }

@@ -1,8 +1,8 @@
 //! The v1 REST API: one module per resource, all under `/api/v1`.
 
 mod audit;
-mod identity;
 pub mod dto;
+mod identity;
 mod labels;
 mod prompt_types;
 mod prompts;

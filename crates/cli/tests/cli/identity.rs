@@ -1,0 +1,48 @@
+//! `whoami`, `users`, `keys`, `roles`.
+
+use crate::support::{Call, Cli, Db};
+
+pub async fn users_keys_and_roles_are_managed(db: Db) {
+    let cli = Cli::start(&db).await;
+    let me = cli.run(&["--json", "whoami"]).await.json();
+    assert_eq!(me["roles"], serde_json::json!(["admin"]));
+
+    cli.run(&["roles", "create", "readers", "-p", "template:read", "-p", "template:execute<=internal"])
+        .await
+        .ok();
+    let bad = cli.run(&["roles", "create", "oops", "-p", "template:fly"]).await;
+    assert!(bad.fails(6).contains("template:fly"), "{bad}");
+    let user = cli
+        .run(&["--json", "users", "create", "--email", "bo@example.com", "--role", "readers"])
+        .await
+        .json();
+    let id = user["id"].as_str().unwrap().to_owned();
+    let listed = cli.run(&["users", "list"]).await;
+    assert!(listed.ok().contains("bo@example.com") && listed.stdout.contains("readers"), "{listed}");
+
+    // A key for Bo: the token is the only thing on stdout.
+    let created = cli.run(&["keys", "create", "ci", "--user", &id, "--expires-in-days", "30"]).await;
+    let token = created.ok().trim().to_owned();
+    assert!(token.starts_with("pv_"), "{created}");
+    let bo = Call::new(&["--json", "whoami"]).url(&cli.url).token(Some(&token)).run().await.json();
+    assert_eq!(bo["email"], "bo@example.com");
+    // Bo may not manage users: exit code 5, one line.
+    let refused = Call::new(&["users", "list"]).url(&cli.url).token(Some(&token)).run().await;
+    refused.fails(5);
+
+    let keys = cli.run(&["--json", "keys", "list", "--user", &id]).await.json();
+    let key_id = keys["items"][0]["id"].as_str().unwrap().to_owned();
+    cli.run(&["keys", "revoke", &key_id]).await.ok();
+    let after = Call::new(&["whoami"]).url(&cli.url).token(Some(&token)).run().await;
+    after.fails(5);
+
+    cli.run(&["users", "update", &id, "--disable"]).await.ok();
+    let shown = cli.run(&["users", "show", &id]).await;
+    assert!(shown.ok().contains("disabled"), "{shown}");
+    let in_use = cli.run(&["roles", "delete", "readers"]).await;
+    in_use.fails(4);
+    cli.run(&["users", "roles", &id]).await.ok();
+    cli.run(&["roles", "delete", "readers"]).await.ok();
+    cli.run(&["users", "delete", &id]).await.ok();
+    cli.stop().await;
+}
