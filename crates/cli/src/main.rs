@@ -88,6 +88,9 @@ enum Command {
     Prompt(cmd::render::PromptArgs),
     /// Who the token belongs to.
     Whoami,
+    /// Authorization: explain why a principal may or may not do something.
+    #[command(subcommand)]
+    Authz(cmd::identity::AuthzCommand),
     /// Users: create, list, show, update, disable, delete, roles.
     #[command(subcommand, alias = "user")]
     Users(cmd::identity::UserCommand),
@@ -217,6 +220,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Prompt(a) => cmd::render::prompt(&client()?, out, a).await,
         Command::Audit(a) => cmd::audit::run(&client()?, out, a).await,
         Command::Whoami => cmd::identity::whoami(&client()?, out).await,
+        Command::Authz(a) => cmd::identity::authz(&client()?, out, a).await,
         Command::Users(a) => cmd::identity::users(&client()?, out, a).await,
         Command::Keys(a) => cmd::identity::keys(&client()?, out, a).await,
         Command::Roles(a) => cmd::identity::roles(&client()?, out, a).await,

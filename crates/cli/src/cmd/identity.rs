@@ -278,3 +278,43 @@ pub async fn roles(c: &Client, out: Out, cmd: RoleCommand) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Subcommand)]
+pub enum AuthzCommand {
+    /// May this user (yourself by default) do this, and why. Exits 0 when
+    /// allowed and 5 when not.
+    Explain {
+        /// create, read, update, delete, execute, approve or publish.
+        action: String,
+        /// template, type, prompt, label, user, role, key, audit, workflow, check, remote or webhook.
+        resource: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        template: Option<String>,
+        #[arg(long = "type")]
+        type_key: Option<String>,
+        #[arg(long)]
+        classification: Option<String>,
+    },
+}
+
+pub async fn authz(c: &Client, out: Out, cmd: AuthzCommand) -> Result<()> {
+    let AuthzCommand::Explain { action, resource, user, template, type_key, classification } = cmd;
+    let mut q = format!("/authz/explain?action={}&resource={}", seg(&action), seg(&resource));
+    for (k, v) in
+        [("user_id", user), ("template", template), ("type", type_key), ("classification", classification)]
+    {
+        if let Some(v) = v {
+            q.push_str(&format!("&{k}={}", seg(&v)));
+        }
+    }
+    let r = c.get(&q).await?;
+    if r.body["allowed"].as_bool() == Some(true) {
+        out.show(&r.body, |b| println!("allowed: {}", s(b, "reason")));
+        Ok(())
+    } else {
+        // A refusal is the one-line error, as for every failing command.
+        Err(CliError::new(crate::client::exit::AUTH, s(&r.body, "reason")))
+    }
+}

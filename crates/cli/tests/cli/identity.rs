@@ -26,6 +26,12 @@ pub async fn users_keys_and_roles_are_managed(db: Db) {
     assert!(token.starts_with("pv_"), "{created}");
     let bo = Call::new(&["--json", "whoami"]).url(&cli.url).token(Some(&token)).run().await.json();
     assert_eq!(bo["email"], "bo@example.com");
+    let why =
+        Call::new(&["authz", "explain", "read", "template"]).url(&cli.url).token(Some(&token)).run().await;
+    assert!(why.ok().starts_with("allowed: role readers grants template:read"), "{why}");
+    let no =
+        Call::new(&["authz", "explain", "update", "template"]).url(&cli.url).token(Some(&token)).run().await;
+    assert!(no.fails(5).contains("denied"), "{no}");
     // Bo may not manage users: exit code 5, one line.
     let refused = Call::new(&["users", "list"]).url(&cli.url).token(Some(&token)).run().await;
     refused.fails(5);

@@ -10,6 +10,7 @@ pub mod cache;
 mod catalog;
 mod content;
 pub mod error;
+pub mod explain;
 pub mod identity;
 mod labels;
 mod render;

@@ -169,6 +169,22 @@ pub async fn users_keys_and_custom_roles_through_the_api(db: Arc<TestDb>) {
     ada.put(&format!("/api/v1/users/{id}/roles"), &json!({"roles": ["admin"]}))
         .await
         .problem(403, "forbidden");
+    // Why: the policy explains itself, to the user and to an admin.
+    let why = ada.get("/api/v1/authz/explain?action=read&resource=template&template=team%2Fb%2Ftwo").await;
+    assert_eq!(why.ok(200)["allowed"], false);
+    assert!(why.body["reason"].as_str().unwrap().contains("does not cover"), "{:?}", why.body);
+    let why = s
+        .get(&format!(
+            "/api/v1/authz/explain?user_id={id}&action=execute&resource=template&template=team%2Fa%2Fone"
+        ))
+        .await;
+    assert_eq!(why.ok(200)["allowed"], true);
+    assert_eq!(why.body["granted_by"], "team-a: template:execute@folder=team/a");
+    ada.get(
+        "/api/v1/authz/explain?action=read&resource=template&user_id=01900000-0000-7000-8000-000000000000",
+    )
+    .await
+    .problem(403, "forbidden");
 
     // Widening the role takes effect on the next request.
     let role = s.get("/api/v1/roles/team-a").await;

@@ -31,7 +31,7 @@ fn needs(operation: &str) -> Option<Need> {
     use Resource::*;
     Some(Need::Permission(match operation {
         "healthz" | "readyz" | "metrics" => return Some(Need::Public),
-        "whoami" => return Some(Need::AnyKey),
+        "whoami" | "explain_authz" => return Some(Need::AnyKey),
         "list_audit_events" | "export_audit_events" | "verify_audit" => (Read, Audit),
         "purge_audit" => (Delete, Audit),
         "list_prompt_types" | "get_prompt_type" => (Read, Type),
@@ -112,8 +112,11 @@ fn request(
         "create_key" => (Some(json!({"name": "policy"})), vec![]),
         "create_role" => (Some(json!({"name": "policy-role", "permissions": ["template:read"]})), vec![]),
         "update_role" => (Some(json!({"permissions": []})), stale("role")),
+        "explain_authz" => (None, vec![]),
         _ => (None, vec![]),
     };
+    let path =
+        if operation == "explain_authz" { format!("{path}?action=read&resource=template") } else { path };
     (body, headers, path)
 }
 

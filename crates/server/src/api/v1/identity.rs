@@ -444,3 +444,72 @@ pub async fn delete_role(
     s.registry.delete_role(&who, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainQuery {
+    /// Whose decision; yourself when absent (someone else needs role:read).
+    pub user_id: Option<Uuid>,
+    /// create, read, update, delete, execute, approve or publish.
+    pub action: String,
+    /// template, type, prompt, label, user, role, key, audit, workflow, check, remote or webhook.
+    pub resource: String,
+    /// A template the decision is about.
+    pub template: Option<String>,
+    /// A prompt type the decision is about.
+    #[serde(rename = "type")]
+    pub type_key: Option<String>,
+    /// For creating a template: its classification.
+    pub classification: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplainResponse {
+    pub user_id: Uuid,
+    pub roles: Vec<String>,
+    pub allowed: bool,
+    /// Why, in words.
+    pub reason: String,
+    /// The role and permission that allowed it.
+    pub granted_by: Option<String>,
+}
+
+/// Explain an authorization decision: may this user do this, and why.
+#[utoipa::path(get, path = "/authz/explain", tag = "users", operation_id = "explain_authz",
+    params(ExplainQuery),
+    responses(
+        (status = 200, body = ExplainResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn explain(
+    State(s): State<AppState>,
+    who: Principal,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<ExplainQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    use super::query_value;
+    let req = crate::service::explain::ExplainRequest {
+        user: q.user_id.map(UserId::from),
+        action: query_value(&q.action)?,
+        resource: query_value(&q.resource)?,
+        template: q
+            .template
+            .as_deref()
+            .map(|t| {
+                promptvault_core::TemplateName::parse(t)
+                    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))
+            })
+            .transpose()?,
+        type_key: q.type_key.as_deref().map(query_value).transpose()?,
+        classification: q.classification.as_deref().map(query_value).transpose()?,
+    };
+    let e = s.registry.explain(&who, req).await?;
+    Ok(axum::Json(ExplainResponse {
+        user_id: *e.user.as_uuid(),
+        roles: e.roles,
+        allowed: e.decision.allowed,
+        reason: e.decision.reason,
+        granted_by: e.decision.granted_by,
+    }))
+}

@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::get))
         .routes(routes!(prompts::outcome))
         .routes(routes!(identity::me))
+        .routes(routes!(identity::explain))
         .routes(routes!(identity::list_users, identity::create_user))
         .routes(routes!(identity::get_user, identity::update_user, identity::delete_user))
         .routes(routes!(identity::set_roles))
