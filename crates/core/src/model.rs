@@ -99,6 +99,31 @@ pub struct Version {
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub revision: Revision,
+    // Lifecycle state. None of it is content: the content hash ignores it.
+    /// How many times the version was submitted for review; 0 = never.
+    /// Each submission starts a new round, and only the current round's
+    /// approvals count.
+    pub review_round: u32,
+    /// When the status last changed (`None` if it never did through a
+    /// lifecycle transition).
+    pub status_changed_at: Option<DateTime<Utc>>,
+    /// The notice of a deprecated version.
+    pub deprecation: Option<Deprecation>,
+    /// The compliance check results recorded at the last submission or
+    /// approval, as the service stored them.
+    pub check_results: Option<Value>,
+}
+
+/// What a deprecated version tells its users: what replaces it, until when
+/// it may still be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Deprecation {
+    /// The sequence number of the version to use instead.
+    pub replacement_seq: Option<u32>,
+    /// The end of the deprecation period.
+    pub until: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
 }
 
 /// A named pointer to a version.

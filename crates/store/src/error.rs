@@ -22,6 +22,41 @@ pub enum Conflict {
     LastVersion,
     #[error("version {seq} carries label(s) {labels}; move or remove them first")]
     Labelled { seq: u32, labels: String },
+    /// A lifecycle move the state machine does not have.
+    #[error("a version cannot go from {from} to {to}; from {from} it can go to: {}", StatusList(allowed))]
+    InvalidTransition { from: VersionStatus, to: VersionStatus, allowed: &'static [VersionStatus] },
+    /// An approval or rejection of a version that is not in review.
+    #[error("version {seq} is {status}; only a version in review can be approved or rejected")]
+    NotInReview { seq: u32, status: VersionStatus },
+    /// The approval workflow refused the decision; `code` is
+    /// [`promptvault_core::workflow::ApprovalRefused::code`].
+    #[error("{message}")]
+    ReviewRefused { code: &'static str, message: String },
+}
+
+/// "review, draft", or "nothing" for a final state.
+struct StatusList<'a>(&'a [VersionStatus]);
+
+impl std::fmt::Display for StatusList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("nothing");
+        }
+        let names: Vec<&str> = self.0.iter().map(|s| s.as_str()).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+impl From<promptvault_core::status::TransitionError> for Conflict {
+    fn from(e: promptvault_core::status::TransitionError) -> Self {
+        Conflict::InvalidTransition { from: e.from, to: e.to, allowed: e.from.allowed_transitions() }
+    }
+}
+
+impl From<promptvault_core::workflow::ApprovalRefused> for Conflict {
+    fn from(e: promptvault_core::workflow::ApprovalRefused) -> Self {
+        Conflict::ReviewRefused { code: e.code(), message: e.to_string() }
+    }
 }
 
 #[derive(Debug, Error)]

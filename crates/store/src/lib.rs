@@ -8,6 +8,7 @@
 
 pub mod cursor;
 mod error;
+mod lifecycle;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

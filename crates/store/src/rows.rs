@@ -7,7 +7,8 @@
 use chrono::{DateTime, Utc};
 use promptvault_core::authz::{Permission, RoleDef};
 use promptvault_core::model::{
-    Label, LabelMove, OutcomeRecord, PromptRecord, PromptType, Revision, Template, UsageMetrics, Version,
+    Deprecation, Label, LabelMove, OutcomeRecord, PromptRecord, PromptType, Revision, Template, UsageMetrics,
+    Version,
 };
 use promptvault_core::{
     ChatItem, Config, ContentHash, DeploymentModel, LabelName, ParameterSchema, PromptTypeKey,
@@ -17,7 +18,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
-use crate::types::{ApiKeyRecord, SessionRecord, StoredRole, User};
+use crate::types::{ApiKeyRecord, DecisionKind, DecisionRecord, InReview, SessionRecord, StoredRole, User};
+use promptvault_core::workflow::Approval;
 
 fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
 where
@@ -129,6 +131,10 @@ pub(crate) struct VersionRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub revision: i64,
+    pub review_round: i64,
+    pub status_changed_at: Option<DateTime<Utc>>,
+    pub deprecation: Option<Value>,
+    pub check_results: Option<Value>,
 }
 
 impl VersionRow {
@@ -177,6 +183,16 @@ impl VersionRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             revision: Revision(self.revision),
+            review_round: seq("review_round", self.review_round)?,
+            status_changed_at: self.status_changed_at,
+            deprecation: self
+                .deprecation
+                .map(|d| {
+                    serde_json::from_value::<Deprecation>(d)
+                        .map_err(|e| StoreError::corrupt(format!("deprecation of version {seq_n}: {e}")))
+                })
+                .transpose()?,
+            check_results: self.check_results,
         })
     }
 }
@@ -480,4 +496,81 @@ pub(crate) fn search_name(name: &str) -> String {
 pub(crate) fn folder_range(folder: &str) -> (String, String) {
     let folder = folder.trim_end_matches('/');
     (format!("{folder}/"), format!("{folder}0"))
+}
+
+pub(crate) struct DecisionRow {
+    pub round: i64,
+    pub step: String,
+    pub user_id: Uuid,
+    pub decision: String,
+    pub comment: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+impl DecisionRow {
+    pub fn decode(self) -> Result<DecisionRecord> {
+        Ok(DecisionRecord {
+            round: seq("round", self.round)?,
+            decision: parse::<DecisionKind>("decision", &self.decision)?,
+            step: self.step,
+            user_id: self.user_id.into(),
+            comment: self.comment,
+            decided_at: self.decided_at,
+        })
+    }
+
+    /// The decision as the workflow counts it (approvals only).
+    pub fn approval(self) -> Approval {
+        Approval {
+            step: self.step,
+            user_id: self.user_id.to_string(),
+            decided_at: self.decided_at,
+            comment: self.comment,
+        }
+    }
+}
+
+/// A version in review joined with one approval of its current round (none:
+/// the decision columns are null).
+pub(crate) struct InReviewRow {
+    pub version_id: Uuid,
+    pub template: String,
+    pub seq: i64,
+    pub classification: String,
+    pub round: i64,
+    pub submitted_at: DateTime<Utc>,
+    pub step: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub comment: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// Groups rows ordered by version (then approval) into one entry per version.
+pub(crate) fn group_in_review(rows: Vec<InReviewRow>) -> Result<Vec<InReview>> {
+    let mut out: Vec<InReview> = Vec::new();
+    let mut last: Option<Uuid> = None;
+    for r in rows {
+        if last != Some(r.version_id) {
+            last = Some(r.version_id);
+            out.push(InReview {
+                template: TemplateName::parse(&r.template).map_err(StoreError::corrupt)?,
+                seq: seq("seq", r.seq)?,
+                classification: parse::<SecurityClassification>("classification", &r.classification)?,
+                round: seq("review_round", r.round)?,
+                submitted_at: r.submitted_at,
+                approvals: Vec::new(),
+            });
+        }
+        if let (Some(step), Some(user_id), Some(decided_at), Some(entry)) =
+            (r.step, r.user_id, r.decided_at, out.last_mut())
+        {
+            entry.approvals.push(Approval {
+                step,
+                user_id: user_id.to_string(),
+                decided_at,
+                comment: r.comment,
+            });
+        }
+    }
+    Ok(out)
 }

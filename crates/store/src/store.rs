@@ -15,11 +15,12 @@ use promptvault_core::authz::{Permission, RoleDef};
 
 use crate::error::Result;
 use crate::types::{
-    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate,
-    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, SessionRecord,
-    StoredRole, TemplateFilter, TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector,
-    Write,
+    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, DecisionRecord, Expect, InReview, NewApiKey,
+    NewPromptType, NewTemplate, NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch,
+    PurgeReport, ReviewInput, ReviewResult, SessionRecord, StatusChange, StoredRole, TemplateFilter,
+    TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector, Write,
 };
+use promptvault_core::workflow::WorkflowDefinition;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +215,61 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(Template, Version)>>;
     /// Newest first.
     async fn list_versions(&self, template: TemplateId, page: &PageRequest) -> Result<Page<Version>>;
+
+    // --- lifecycle ------------------------------------------------------
+    //
+    // Each method runs in one transaction with the version row locked
+    // (PostgreSQL: the template, then the version; SQLite: the single
+    // writer), appends `w.audit`, and announces the change like every
+    // version write. A refused write changes nothing and records nothing.
+
+    /// Moves version `seq` along the lifecycle. Refused with
+    /// [`crate::StoreError::Stale`] when `expect` names another revision and
+    /// with [`crate::Conflict::InvalidTransition`] when the state machine has
+    /// no such move. Sets `status_changed_at` and `updated_at` to `w.at`,
+    /// starts a new review round when asked, applies the deprecation notice
+    /// and check results when given, and records `change.decision` (in the
+    /// round as it is after the move).
+    ///
+    /// This does not consult any approval workflow: approvals and
+    /// rejections under one go through [`Store::review_decision`]; a caller
+    /// may move `review → approved` here only where no approval is required.
+    async fn transition_version(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        change: StatusChange,
+        w: Write,
+    ) -> Result<Version>;
+    /// Records one approval or rejection of version `seq`, race-safely:
+    /// with the version locked, it re-reads the current round's approvals
+    /// and re-runs [`promptvault_core::workflow::check_approval`] (or
+    /// `check_rejection`) against the version's author before writing.
+    ///
+    /// A rejection sends the version back to `draft`; the approval that
+    /// completes the workflow moves it to `approved` (storing
+    /// `decision.check_results` when given); any other approval only adds
+    /// its decision (the version's revision stays).
+    ///
+    /// Refused with [`crate::Conflict::NotInReview`] when the version is not
+    /// in review, and with [`crate::Conflict::ReviewRefused`] when the
+    /// workflow refuses (code `workflow_complete` also when the version was
+    /// already approved by this round's approvals).
+    async fn review_decision(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        decision: ReviewInput,
+        workflow: &WorkflowDefinition,
+        w: Write,
+    ) -> Result<ReviewResult>;
+    /// Every decision on version `seq`, all rounds, oldest first; empty when
+    /// the version does not exist.
+    async fn list_decisions(&self, template: TemplateId, seq: u32) -> Result<Vec<DecisionRecord>>;
+    /// Every version in review with its current round's approvals, longest
+    /// waiting first (for SLA and overdue listings).
+    async fn list_in_review(&self) -> Result<Vec<InReview>>;
 
     // --- labels ---------------------------------------------------------
 

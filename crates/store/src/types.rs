@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use promptvault_core::authz::RoleDef;
-use promptvault_core::model::{OutcomeRecord, PromptRecord, Revision, UsageMetrics};
+use promptvault_core::model::{Deprecation, OutcomeRecord, PromptRecord, Revision, UsageMetrics, Version};
+use promptvault_core::workflow::{Approval, ApprovalOutcome};
 use promptvault_core::{
     ApiKeyId, Bump, ContentHash, LabelName, PromptId, PromptTypeId, PromptTypeKey, SecurityClassification,
     Tag, TemplateName, UserId, VersionContent, VersionStatus,
@@ -59,6 +60,132 @@ pub struct NewVersion {
     pub author_id: Option<UserId>,
     pub change_description: Option<String>,
     pub restored_from: Option<u32>,
+}
+
+/// A move along the lifecycle ([`crate::Store::transition_version`]).
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    /// The status to move to; must be one of the current status's
+    /// [`VersionStatus::allowed_transitions`].
+    pub to: VersionStatus,
+    /// Starts a new review round (a submission): the round counter grows by
+    /// one and approvals of earlier rounds stop counting.
+    pub new_round: bool,
+    /// `None` leaves the deprecation notice alone; `Some(None)` clears it.
+    pub deprecation: Option<Option<Deprecation>>,
+    /// `None` leaves the stored check results alone.
+    pub check_results: Option<Value>,
+    /// A decision to record with the move (typically the submission), in
+    /// the version's round as it is after the move.
+    pub decision: Option<NewDecision>,
+}
+
+impl StatusChange {
+    /// A plain move: no new round, nothing else changed, nothing recorded.
+    #[must_use]
+    pub fn to(status: VersionStatus) -> Self {
+        Self { to: status, new_round: false, deprecation: None, check_results: None, decision: None }
+    }
+}
+
+/// What a recorded decision was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecisionKind {
+    Submit,
+    Approve,
+    Reject,
+}
+
+impl DecisionKind {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Submit => "submit",
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+impl std::fmt::Display for DecisionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DecisionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "submit" => Ok(Self::Submit),
+            "approve" => Ok(Self::Approve),
+            "reject" => Ok(Self::Reject),
+            other => Err(format!("unknown decision {other:?}")),
+        }
+    }
+}
+
+/// A decision recorded by [`crate::Store::transition_version`]; it is
+/// stamped with the write's time and the version's (new) round.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    /// The workflow step it belongs to (for a submission, any name the
+    /// caller chooses, e.g. `submit`).
+    pub step: String,
+    pub user_id: UserId,
+    pub decision: DecisionKind,
+    pub comment: Option<String>,
+}
+
+/// One reviewer's decision on a version in review
+/// ([`crate::Store::review_decision`]).
+#[derive(Debug, Clone)]
+pub struct ReviewInput {
+    pub user_id: UserId,
+    /// The roles the reviewer holds (built-in and custom), as authorization
+    /// resolved them.
+    pub roles: Vec<String>,
+    /// Required for a rejection.
+    pub comment: Option<String>,
+    /// `true` approves, `false` rejects.
+    pub approve: bool,
+    /// When the decision was taken; recorded on the decision.
+    pub at: DateTime<Utc>,
+    /// Stored on the version when this approval completes the workflow.
+    pub check_results: Option<Value>,
+}
+
+/// What a review decision did.
+#[derive(Debug, Clone)]
+pub struct ReviewResult {
+    /// The version after the decision.
+    pub version: Version,
+    /// What the approval counted for; `None` for a rejection.
+    pub outcome: Option<ApprovalOutcome>,
+}
+
+/// A recorded decision on a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub round: u32,
+    pub step: String,
+    pub user_id: UserId,
+    pub decision: DecisionKind,
+    pub comment: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// A version waiting in review, with its current round's approvals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InReview {
+    pub template: TemplateName,
+    pub seq: u32,
+    pub classification: SecurityClassification,
+    pub round: u32,
+    /// When the version entered review (its last status change).
+    pub submitted_at: DateTime<Utc>,
+    /// The current round's approvals, oldest first.
+    pub approvals: Vec<Approval>,
 }
 
 /// Which version of a template.

@@ -88,6 +88,9 @@ impl From<StoreError> for ServiceError {
                     Conflict::InUse { .. } => "in_use",
                     Conflict::LastVersion => "last_version",
                     Conflict::Labelled { .. } => "version_labelled",
+                    Conflict::InvalidTransition { .. } => "invalid_transition",
+                    Conflict::NotInReview { .. } => "version_not_in_review",
+                    Conflict::ReviewRefused { code, .. } => code,
                 };
                 ServiceError::conflict(code, c.to_string())
             }

@@ -76,7 +76,9 @@ pub(super) const VERSION_COLS: &str = "v.id AS v_id, v.template_id AS v_template
     v.content_hash AS v_content_hash, v.author_id AS v_author_id, \
     v.change_description AS v_change_description, v.bump AS v_bump, \
     v.restored_from AS v_restored_from, v.created_at AS v_created_at, \
-    v.updated_at AS v_updated_at, v.revision AS v_revision";
+    v.updated_at AS v_updated_at, v.revision AS v_revision, \
+    v.review_round::bigint AS v_review_round, v.status_changed_at AS v_status_changed_at, \
+    v.deprecation AS v_deprecation, v.check_results AS v_check_results";
 
 pub(super) fn version(r: &PgRow) -> Result<VersionRow> {
     Ok(VersionRow {
@@ -98,6 +100,10 @@ pub(super) fn version(r: &PgRow) -> Result<VersionRow> {
         created_at: r.try_get("v_created_at")?,
         updated_at: r.try_get("v_updated_at")?,
         revision: r.try_get("v_revision")?,
+        review_round: r.try_get("v_review_round")?,
+        status_changed_at: r.try_get("v_status_changed_at")?,
+        deprecation: r.try_get("v_deprecation")?,
+        check_results: r.try_get("v_check_results")?,
     })
 }
 

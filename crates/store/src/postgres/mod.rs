@@ -14,6 +14,7 @@ mod catalog;
 mod codec;
 mod identity;
 mod labels;
+mod lifecycle;
 mod notify;
 mod prompt_types;
 mod search;
@@ -43,11 +44,12 @@ use promptvault_core::audit::{AuditEvent, NewAuditEvent};
 use promptvault_core::authz::{Permission, RoleDef};
 
 use crate::types::{
-    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, Expect, NewApiKey, NewPromptType, NewTemplate,
-    NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch, PurgeReport, SessionRecord,
-    StoredRole, TemplateFilter, TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector,
-    Write,
+    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, DecisionRecord, Expect, InReview, NewApiKey,
+    NewPromptType, NewTemplate, NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch,
+    PurgeReport, ReviewInput, ReviewResult, SessionRecord, StatusChange, StoredRole, TemplateFilter,
+    TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector, Write,
 };
+use promptvault_core::workflow::WorkflowDefinition;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -366,6 +368,40 @@ impl Store for PgStore {
 
     async fn list_versions(&self, template: TemplateId, page: &PageRequest) -> Result<Page<Version>> {
         self.list_versions_impl(template, page).await
+    }
+
+    async fn transition_version(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        expect: Expect,
+        change: StatusChange,
+        w: Write,
+    ) -> Result<Version> {
+        let (name, v) = self.transition_version_impl(template, seq, expect, change, w).await?;
+        self.notify(Some(&name));
+        Ok(v)
+    }
+
+    async fn review_decision(
+        &self,
+        template: TemplateId,
+        seq: u32,
+        decision: ReviewInput,
+        workflow: &WorkflowDefinition,
+        w: Write,
+    ) -> Result<ReviewResult> {
+        let (name, r) = self.review_decision_impl(template, seq, decision, workflow, w).await?;
+        self.notify(Some(&name));
+        Ok(r)
+    }
+
+    async fn list_decisions(&self, template: TemplateId, seq: u32) -> Result<Vec<DecisionRecord>> {
+        self.list_decisions_impl(template, seq).await
+    }
+
+    async fn list_in_review(&self) -> Result<Vec<InReview>> {
+        self.list_in_review_impl().await
     }
 
     async fn set_label(

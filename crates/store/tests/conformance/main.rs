@@ -5,6 +5,7 @@ mod audit;
 mod catalog;
 mod fixtures;
 mod identity;
+mod lifecycle;
 mod notices;
 mod usage;
 mod versions;
@@ -12,6 +13,7 @@ mod versions;
 use audit::*;
 use catalog::*;
 use identity::*;
+use lifecycle::*;
 use notices::*;
 use usage::*;
 use versions::*;
@@ -63,5 +65,14 @@ fn main() {
         sessions_create_find_touch_expire_and_delete,
         identity_writes_carry_their_audit_events,
         concurrent_identity_writes_keep_identities_unique_and_roles_held,
+        lifecycle_submit_starts_a_round_and_records_it,
+        lifecycle_invalid_transitions_are_refused_with_from_and_to,
+        lifecycle_stale_expect_is_refused,
+        lifecycle_two_step_workflow_approves_with_two_people,
+        lifecycle_review_refusals_write_nothing,
+        lifecycle_rejection_returns_to_draft_and_resubmission_starts_over,
+        lifecycle_deprecate_undo_and_archive,
+        lifecycle_racing_last_approvals_complete_once,
+        lifecycle_same_user_racing_approves_once,
     ])
 }
