@@ -13,6 +13,7 @@ pub mod error;
 pub mod explain;
 pub mod identity;
 mod labels;
+pub mod lifecycle;
 mod render;
 pub mod trail;
 pub mod usage;
@@ -58,6 +59,10 @@ pub struct Registry {
     /// Bumped when users, keys or roles change, so the authenticator drops
     /// what it cached.
     auth_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// Approval workflows by classification.
+    workflows: promptvault_core::workflow::WorkflowSet,
+    /// Compliance checks run on submission and approval.
+    checks: promptvault_core::compliance::CheckSet,
 }
 
 impl std::fmt::Debug for Registry {
@@ -81,7 +86,21 @@ impl Registry {
         default_label: LabelName,
         limits: RenderLimits,
     ) -> Self {
-        Self { store, caches, usage, audit, default_label, limits, auth_epoch: Arc::default() }
+        Self {
+            store,
+            caches,
+            usage,
+            audit,
+            default_label,
+            limits,
+            auth_epoch: Arc::default(),
+            workflows: promptvault_core::workflow::WorkflowSet::default(),
+            checks: promptvault_core::compliance::CheckSet::new(
+                promptvault_core::compliance::BuiltinsConfig::default(),
+                vec![],
+            )
+            .expect("the built-in checks are valid"),
+        }
     }
 
     /// The counter the authenticator watches.

@@ -48,8 +48,29 @@ impl Registry {
             Some(name.as_str()),
         )
         .await?;
+        let status = resolved.1.status;
+        if status == promptvault_core::VersionStatus::Archived {
+            return Err(ServiceError::conflict(
+                "version_archived",
+                format!("version {} of {name:?} is archived and no longer renders", resolved.1.seq),
+            ));
+        }
         let compiled = self.compiled(&resolved).await?;
         let mut rendered = compiled.render(req.parameters, &req.placeholders)?;
+        if status == promptvault_core::VersionStatus::Deprecated {
+            let d = resolved.1.deprecation.as_ref();
+            let mut w = format!("version {} is deprecated", resolved.1.seq);
+            if let Some(r) = d.and_then(|d| d.replacement_seq) {
+                w.push_str(&format!("; use version {r}"));
+            }
+            if let Some(u) = d.and_then(|d| d.until) {
+                w.push_str(&format!("; supported until {}", u.to_rfc3339()));
+            }
+            if let Some(r) = d.and_then(|d| d.reason.as_deref()) {
+                w.push_str(&format!(" ({r})"));
+            }
+            rendered.warnings.insert(0, w);
+        }
         let parameters = std::mem::take(&mut rendered.parameters);
         let (template, version) = (&resolved.0, &resolved.1);
         let prompt_id = PromptId::new();

@@ -21,7 +21,7 @@ pub async fn key_with_role(db: &TestDb, s: &TestServer, role: &str) -> TestServe
         Kind::Postgres => (format!("'\\x{hash}'::bytea"), "now()".to_owned()),
     };
     db.exec(&format!(
-        "INSERT INTO \"user\" (id, email, created_at) VALUES ('{user}', '{role}@example.com', {now})"
+        "INSERT INTO \"user\" (id, email, created_at) VALUES ('{user}', '{role}-{user}@example.com', {now})"
     ))
     .await;
     db.exec(&format!("INSERT INTO user_role (user_id, role) VALUES ('{user}', '{role}')")).await;
@@ -217,5 +217,143 @@ pub async fn users_keys_and_custom_roles_through_the_api(db: Arc<TestDb>) {
     // All of it is in the trail.
     let ev = s.get("/api/v1/audit/events?action=user.&limit=100").await;
     assert!(ev.ok(200)["items"].as_array().unwrap().len() >= 4);
+    s.stop().await;
+}
+
+pub async fn lifecycle_with_four_eyes_and_deprecation(db: Arc<TestDb>) {
+    let mut s = TestServer::start(&db).await;
+    let author = key_with_role(&db, &s, "author").await;
+    let reviewer = key_with_role(&db, &s, "reviewer").await;
+    let publisher = key_with_role(&db, &s, "publisher").await;
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
+    author
+        .post("/api/v1/templates", &json!({"name": "life/t", "description": "A greeting", "template_text": "Hello {{ name }}", "parameter_schema": schema}))
+        .await
+        .ok(201);
+
+    // Submit: the compliance results come back and are kept with the version.
+    let submitted =
+        author.post("/api/v1/templates/life%2Ft/versions/1/submit", &json!({"comment": "ready"})).await;
+    assert_eq!(submitted.ok(200)["version"]["status"], "review");
+    assert!(
+        submitted.body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "declared_variables" && c["passed"] == true)
+    );
+    author
+        .post("/api/v1/templates/life%2Ft/versions/1/submit", &json!({}))
+        .await
+        .problem(409, "invalid_transition");
+
+    // Four eyes: the author may not approve (even holding the reviewer role's
+    // permission, the admin here is the author of nothing); a reviewer may.
+    author.post("/api/v1/templates/life%2Ft/versions/1/approve", &json!({})).await.problem(403, "forbidden");
+    let approved =
+        reviewer.post("/api/v1/templates/life%2Ft/versions/1/approve", &json!({"comment": "ok"})).await;
+    assert_eq!(approved.ok(200)["version"]["status"], "approved");
+    reviewer
+        .post("/api/v1/templates/life%2Ft/versions/1/approve", &json!({}))
+        .await
+        .problem(409, "workflow_complete");
+    let decisions = s.get("/api/v1/templates/life%2Ft/versions/1/decisions").await;
+    let kinds: Vec<&str> = decisions.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["submit", "approve"]);
+
+    // A second version, rejected with a comment, back to draft.
+    author
+        .post("/api/v1/templates/life%2Ft/versions", &json!({"template_text": "Hello there {{ name }}"}))
+        .await
+        .ok(201);
+    author.post("/api/v1/templates/life%2Ft/versions/2/submit", &json!({})).await.ok(200);
+    reviewer
+        .post("/api/v1/templates/life%2Ft/versions/2/reject", &json!({}))
+        .await
+        .problem(409, "comment_required");
+    let rejected = reviewer
+        .post("/api/v1/templates/life%2Ft/versions/2/reject", &json!({"comment": "too casual"}))
+        .await;
+    assert_eq!(rejected.ok(200)["version"]["status"], "draft");
+
+    // Deprecation: renders warn (field and header); archived versions do not render.
+    author
+        .post("/api/v1/templates/life%2Ft/versions/1/deprecate", &json!({}))
+        .await
+        .problem(403, "forbidden");
+    publisher
+        .post(
+            "/api/v1/templates/life%2Ft/versions/1/deprecate",
+            &json!({"replacement_version": 2, "reason": "wording"}),
+        )
+        .await
+        .ok(200);
+    let r = s
+        .post("/api/v1/templates/life%2Ft/render", &json!({"version": 1, "parameters": {"name": "Ada"}}))
+        .await;
+    assert_eq!(r.ok(200)["status"], "deprecated");
+    assert!(r.body["warnings"][0].as_str().unwrap().contains("use version 2"), "{:?}", r.body);
+    assert_eq!(r.headers["deprecation"], "true");
+    publisher.post("/api/v1/templates/life%2Ft/versions/1/archive", &json!({})).await.ok(200);
+    s.post("/api/v1/templates/life%2Ft/render", &json!({"version": 1, "parameters": {"name": "Ada"}}))
+        .await
+        .problem(409, "version_archived");
+    publisher
+        .post("/api/v1/templates/life%2Ft/versions/1/restore", &json!({}))
+        .await
+        .problem(409, "invalid_transition");
+
+    // An admin holds the approver role, but not for its own version.
+    let schema2 = json!({"type": "object", "properties": {"name": {"type": "string"}}});
+    s.post("/api/v1/templates", &json!({"name": "life/own", "description": "d", "template_text": "Hi {{ name }}", "parameter_schema": schema2}))
+        .await
+        .ok(201);
+    s.post("/api/v1/templates/life%2Fown/versions/1/submit", &json!({})).await.ok(200);
+    let own = s.post("/api/v1/templates/life%2Fown/versions/1/approve", &json!({})).await;
+    own.problem(403, "forbidden");
+    assert!(own.body["detail"].as_str().unwrap().contains("four-eyes"), "{:?}", own.body);
+    let ev = s.get("/api/v1/audit/events?action=version.approve&outcome=denied").await;
+    assert_eq!(ev.ok(200)["items"].as_array().unwrap().len(), 1);
+
+    // The refusal of the author is in the trail as denied.
+    let ev = s.get("/api/v1/audit/events?action=template.approve&outcome=denied").await;
+    assert_eq!(ev.ok(200)["items"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
+
+pub async fn reviewers_racing_on_the_last_approval(db: Arc<TestDb>) {
+    let mut s = TestServer::start(&db).await;
+    let author = key_with_role(&db, &s, "author").await;
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
+    author
+        .post("/api/v1/templates", &json!({"name": "race/t", "description": "d", "template_text": "Hi {{ name }}", "parameter_schema": schema}))
+        .await
+        .ok(201);
+    author.post("/api/v1/templates/race%2Ft/versions/1/submit", &json!({})).await.ok(200);
+    let mut reviewers = Vec::new();
+    for _ in 0..6 {
+        reviewers.push(key_with_role(&db, &s, "reviewer").await);
+    }
+    let mut tasks = Vec::new();
+    for r in reviewers {
+        tasks.push(tokio::spawn(async move {
+            r.post("/api/v1/templates/race%2Ft/versions/1/approve", &json!({})).await.status.as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 200 || *c == 409), "{codes:?}");
+    let decisions = s.get("/api/v1/templates/race%2Ft/versions/1/decisions").await;
+    let approvals =
+        decisions.ok(200)["items"].as_array().unwrap().iter().filter(|d| d["decision"] == "approve").count();
+    assert_eq!(approvals, 1);
     s.stop().await;
 }

@@ -41,6 +41,8 @@ fn main() {
             api::health_ready_and_metrics,
             governance::roles_decide_and_every_refusal_is_audited,
             governance::users_keys_and_custom_roles_through_the_api,
+            governance::lifecycle_with_four_eyes_and_deprecation,
+            governance::reviewers_racing_on_the_last_approval,
             policy::every_route_and_role_follow_the_policy,
         ],
         promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],

@@ -62,6 +62,10 @@ fn needs(operation: &str) -> Option<Need> {
         "create_role" => (Create, Role),
         "update_role" => (Update, Role),
         "delete_role" => (Delete, Role),
+        "submit_version" => (Update, Template),
+        "approve_version" | "reject_version" => (Approve, Template),
+        "deprecate_version" | "archive_version" | "restore_version" => (Publish, Template),
+        "list_decisions" | "list_reviews" => (Read, Template),
         "set_label" => (Update, Label),
         "delete_label" => (Delete, Label),
         _ => return None,
@@ -113,6 +117,12 @@ fn request(
         "create_role" => (Some(json!({"name": "policy-role", "permissions": ["template:read"]})), vec![]),
         "update_role" => (Some(json!({"permissions": []})), stale("role")),
         "explain_authz" => (None, vec![]),
+        // Stale If-Match: refused with 412 once allowed.
+        "submit_version" | "archive_version" | "restore_version" => (None, stale("ver")),
+        "deprecate_version" => (Some(json!({"reason": "policy"})), stale("ver")),
+        // Version 1 is a draft, not in review: refused with 409 once allowed.
+        "approve_version" => (None, vec![]),
+        "reject_version" => (Some(json!({"comment": "no"})), vec![]),
         _ => (None, vec![]),
     };
     let path =

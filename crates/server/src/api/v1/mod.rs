@@ -4,6 +4,7 @@ mod audit;
 pub mod dto;
 mod identity;
 mod labels;
+mod lifecycle;
 mod prompt_types;
 mod prompts;
 mod templates;
@@ -29,6 +30,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(versions::list, versions::create))
         .routes(routes!(versions::get, versions::update, versions::delete))
         .routes(routes!(versions::diff))
+        .routes(routes!(lifecycle::submit))
+        .routes(routes!(lifecycle::approve))
+        .routes(routes!(lifecycle::reject))
+        .routes(routes!(lifecycle::deprecate))
+        .routes(routes!(lifecycle::archive))
+        .routes(routes!(lifecycle::restore))
+        .routes(routes!(lifecycle::decisions))
+        .routes(routes!(lifecycle::reviews))
         .routes(routes!(labels::list))
         .routes(routes!(labels::get, labels::set, labels::delete))
         .routes(routes!(labels::rollback))

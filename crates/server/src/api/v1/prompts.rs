@@ -78,8 +78,16 @@ pub async fn render(
             Some(m.into_iter().map(|m| RenderedMessageDto { role: m.role, content: m.content }).collect()),
         ),
     };
+    // A deprecated version still renders, and says so in a header too.
+    let deprecated = version.status == promptvault_core::VersionStatus::Deprecated;
+    let deprecation = axum::http::HeaderValue::from_static(if deprecated { "true" } else { "false" });
+    let mut headers = axum::http::HeaderMap::new();
+    if deprecated {
+        headers.insert(axum::http::HeaderName::from_static("deprecation"), deprecation);
+    }
     Ok((
         [NO_STORE],
+        headers,
         axum::Json(RenderResponse {
             prompt_id: *out.prompt_id.as_uuid(),
             template: template.name.to_string(),
