@@ -86,6 +86,22 @@ enum Command {
     Metrics(cmd::render::MetricsArgs),
     /// Show a recorded rendering.
     Prompt(cmd::render::PromptArgs),
+    /// Submit a draft for review (compliance checks run first).
+    Submit(cmd::lifecycle::DecideArgs),
+    /// Approve a version in review (a step of its workflow).
+    Approve(cmd::lifecycle::DecideArgs),
+    /// Reject a version in review, back to draft (needs --comment).
+    Reject(cmd::lifecycle::DecideArgs),
+    /// Deprecate an approved version.
+    Deprecate(cmd::lifecycle::DeprecateArgs),
+    /// Archive a deprecated version (it no longer renders).
+    Archive(cmd::lifecycle::VersionArgs),
+    /// Undo a deprecation.
+    Restore(cmd::lifecycle::VersionArgs),
+    /// The submissions and decisions on a version.
+    Decisions(cmd::lifecycle::VersionArgs),
+    /// Versions waiting for review, with their SLA.
+    Reviews,
     /// Who the token belongs to.
     Whoami,
     /// Authorization: explain why a principal may or may not do something.
@@ -220,6 +236,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Prompt(a) => cmd::render::prompt(&client()?, out, a).await,
         Command::Audit(a) => cmd::audit::run(&client()?, out, a).await,
         Command::Whoami => cmd::identity::whoami(&client()?, out).await,
+        Command::Submit(a) => cmd::lifecycle::decide(&client()?, out, "submit", a).await,
+        Command::Approve(a) => cmd::lifecycle::decide(&client()?, out, "approve", a).await,
+        Command::Reject(a) => cmd::lifecycle::decide(&client()?, out, "reject", a).await,
+        Command::Deprecate(a) => cmd::lifecycle::deprecate(&client()?, out, a).await,
+        Command::Archive(a) => cmd::lifecycle::simple(&client()?, out, "archive", a).await,
+        Command::Restore(a) => cmd::lifecycle::simple(&client()?, out, "restore", a).await,
+        Command::Decisions(a) => cmd::lifecycle::decisions(&client()?, out, a).await,
+        Command::Reviews => cmd::lifecycle::reviews(&client()?, out).await,
         Command::Authz(a) => cmd::identity::authz(&client()?, out, a).await,
         Command::Users(a) => cmd::identity::users(&client()?, out, a).await,
         Command::Keys(a) => cmd::identity::keys(&client()?, out, a).await,

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod identity;
+pub mod lifecycle;
 pub mod render;
 pub mod serve;
 pub mod versions;

@@ -52,3 +52,34 @@ pub async fn users_keys_and_roles_are_managed(db: Db) {
     cli.run(&["users", "delete", &id]).await.ok();
     cli.stop().await;
 }
+
+pub async fn versions_go_through_review(db: Db) {
+    let cli = Cli::start(&db).await;
+    let text = cli.file("t.txt", "Hello {{ name }}");
+    let schema = cli.file("s.json", r#"{"type": "object", "properties": {"name": {"type": "string"}}}"#);
+    cli.run(&["templates", "create", "l/greet", "--file", &text, "--schema", &schema, "--description", "d"])
+        .await
+        .ok();
+    let submitted = cli.run(&["submit", "l/greet", "1", "-m", "ready"]).await;
+    assert_eq!(submitted.ok(), "l/greet v1 is now review\n");
+    // The admin wrote it: four eyes refuses, exit 5.
+    let own = cli.run(&["approve", "l/greet", "1"]).await;
+    assert!(own.fails(5).contains("four-eyes"), "{own}");
+    let reviewer = cli
+        .run(&["--json", "users", "create", "--email", "rev@example.com", "--role", "reviewer"])
+        .await
+        .json();
+    let id = reviewer["id"].as_str().unwrap().to_owned();
+    let token = cli.run(&["keys", "create", "r", "--user", &id]).await.ok().trim().to_owned();
+    let ok =
+        Call::new(&["approve", "l/greet", "1", "-m", "fine"]).url(&cli.url).token(Some(&token)).run().await;
+    assert_eq!(ok.ok(), "l/greet v1 is now approved\n");
+    let reviews = cli.run(&["--json", "reviews"]).await.json();
+    assert_eq!(reviews["items"], serde_json::json!([]));
+    let d = cli.run(&["--json", "decisions", "l/greet", "1"]).await.json();
+    assert_eq!(d["items"].as_array().unwrap().len(), 2);
+    cli.run(&["deprecate", "l/greet", "1", "--reason", "old"]).await.ok();
+    cli.run(&["archive", "l/greet", "1"]).await.ok();
+    cli.run(&["restore", "l/greet", "1"]).await.fails(4);
+    cli.stop().await;
+}

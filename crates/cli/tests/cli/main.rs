@@ -31,5 +31,6 @@ fn main() {
         serve::serve_layers_settings_and_stops_gracefully,
         audit::the_audit_trail_is_listed_exported_and_verified,
         identity::users_keys_and_roles_are_managed,
+        identity::versions_go_through_review,
     ])
 }
