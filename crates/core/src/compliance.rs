@@ -69,7 +69,7 @@ use crate::model::Template;
 use crate::names::{PromptTypeKey, Tag, TemplateName};
 
 pub use builtin::{
-    BUILTIN_KEYS, BuiltinsConfig, ClassificationTagsConfig, DeclaredVariablesConfig,
+    BUILTIN_KEYS, BuiltinsConfig, builtin_name, ClassificationTagsConfig, DeclaredVariablesConfig,
     DescriptionPresentConfig, ForbiddenPhrasesConfig, LengthLimitConfig,
 };
 pub use custom::{CheckDefinition, CheckDefinitionError, RegexTarget, Rule};
@@ -192,6 +192,35 @@ pub enum CheckSetError {
     DuplicateKey(String),
     #[error("`{0}` is the key of a built-in check; choose another key for the custom check")]
     BuiltinKey(String),
+    #[error("cannot read checks from TOML: {0}")]
+    Parse(String),
+}
+
+/// The checks file: `[[check]]` tables, each a [`CheckDefinition`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksFile {
+    #[serde(default)]
+    check: Vec<CheckDefinition>,
+}
+
+/// Reads a checks file (TOML) and validates every definition in it, as
+/// [`CheckSet::new`] would (keys unique, none a built-in's).
+///
+/// ```toml
+/// [[check]]
+/// key = "no_card_numbers"
+/// name = "No card numbers"
+/// severity = "error"
+/// applies_to = ["support"]
+/// rule = { kind = "regex_must_not_match", pattern = '\b(?:\d[ -]?){13,16}\b' }
+/// ```
+///
+/// Unknown keys are refused. An empty file yields no checks.
+pub fn parse_checks_toml(text: &str) -> Result<Vec<CheckDefinition>, CheckSetError> {
+    let file: ChecksFile = toml::from_str(text).map_err(|e| CheckSetError::Parse(e.to_string()))?;
+    CheckSet::new(BuiltinsConfig::default(), file.check.clone())?;
+    Ok(file.check)
 }
 
 /// A compiled, ready-to-run set of checks: the built-ins and the custom

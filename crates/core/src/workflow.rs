@@ -163,6 +163,29 @@ pub enum WorkflowError {
     Parse { format: &'static str, message: String },
 }
 
+impl WorkflowError {
+    /// A stable machine-readable code naming the problem (for problem+json).
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidName { .. } => "invalid_workflow_name",
+            Self::NoSteps { .. } => "workflow_without_steps",
+            Self::NoClassifications { .. } => "workflow_without_classifications",
+            Self::RepeatedClassification { .. } => "repeated_classification",
+            Self::InvalidStepName { .. } => "invalid_step_name",
+            Self::DuplicateStep { .. } => "duplicate_step",
+            Self::NoApproverRoles { .. } => "step_without_approver_roles",
+            Self::InvalidRole { .. } => "invalid_approver_role",
+            Self::RepeatedRole { .. } => "repeated_approver_role",
+            Self::RequiredApprovalsOutOfRange { .. } => "required_approvals_out_of_range",
+            Self::SlaOutOfRange { .. } => "sla_out_of_range",
+            Self::DuplicateWorkflow { .. } => "duplicate_workflow",
+            Self::ClassificationClaimedTwice { .. } => "classification_claimed_twice",
+            Self::Parse { .. } => "invalid_workflow",
+        }
+    }
+}
+
 /// Names arrive from untrusted input: keep what is echoed back short.
 fn short(s: &str) -> String {
     s.chars().take(80).collect()
@@ -405,6 +428,31 @@ impl WorkflowSet {
             }
         }
         Ok(Self { workflows })
+    }
+
+    /// The workflows in force when `configured` are the stored ones: every
+    /// configured workflow, then each [default workflow](default_workflows)
+    /// whose name is not configured, restricted to the classifications no
+    /// configured workflow covers (and left out when none remain).
+    ///
+    /// So configuring a workflow for `confidential` only leaves `restricted`
+    /// with the default `sensitive` workflow; configuring a workflow *named*
+    /// `sensitive` replaces that default entirely, and a classification it
+    /// does not list is then governed by no workflow (approval is refused).
+    pub fn with_defaults(configured: Vec<WorkflowDefinition>) -> Result<Self, WorkflowError> {
+        let mut all = configured;
+        let covered: HashSet<SecurityClassification> =
+            all.iter().flat_map(|w| w.classifications.iter().copied()).collect();
+        for mut default in default_workflows() {
+            if all.iter().any(|w| w.name == default.name) {
+                continue;
+            }
+            default.classifications.retain(|c| !covered.contains(c));
+            if !default.classifications.is_empty() {
+                all.push(default);
+            }
+        }
+        Self::new(all)
     }
 
     /// The workflow governing templates of `classification`, if one does.
@@ -1153,6 +1201,60 @@ mod tests {
         def.steps[0].sla_hours = Some(MAX_SLA_HOURS);
         def.name = "a".repeat(64);
         assert_eq!(def.validate(), Ok(()));
+    }
+
+    #[test]
+    fn defaults_fill_the_classifications_nothing_configured_covers() {
+        // Nothing configured: the defaults.
+        assert_eq!(WorkflowSet::with_defaults(vec![]).unwrap(), WorkflowSet::default());
+
+        // A workflow for confidential only: restricted keeps the default.
+        let mut strict = valid();
+        strict.name = "strict".into();
+        strict.classifications = vec![Confidential];
+        let set = WorkflowSet::with_defaults(vec![strict.clone()]).unwrap();
+        assert_eq!(set.for_classification(Confidential).unwrap().name, "strict");
+        let sensitive = set.for_classification(Restricted).unwrap();
+        assert_eq!((sensitive.name.as_str(), &sensitive.classifications[..]), ("sensitive", &[Restricted][..]));
+        assert_eq!(set.for_classification(Public).unwrap().name, "standard");
+        assert!(set.uncovered().is_empty());
+
+        // Covering both of a default's classifications drops that default.
+        strict.classifications = vec![Confidential, Restricted];
+        let set = WorkflowSet::with_defaults(vec![strict.clone()]).unwrap();
+        assert!(set.get("sensitive").is_none());
+        assert_eq!(set.workflows().len(), 2);
+
+        // A workflow named like a default replaces it entirely: what it does
+        // not list is governed by nothing.
+        let mut standard = valid();
+        standard.name = "standard".into();
+        standard.classifications = vec![Public];
+        let set = WorkflowSet::with_defaults(vec![standard]).unwrap();
+        assert_eq!(set.uncovered(), vec![Internal]);
+        assert_eq!(set.get("standard").unwrap().classifications, vec![Public]);
+
+        // Configured workflows still may not collide with each other.
+        let mut a = valid();
+        a.name = "a".into();
+        let mut b = valid();
+        b.name = "b".into();
+        let err = WorkflowSet::with_defaults(vec![a, b]).unwrap_err();
+        assert_eq!(err.code(), "classification_claimed_twice");
+    }
+
+    #[test]
+    fn every_error_has_a_code() {
+        let mut def = valid();
+        def.steps.clear();
+        assert_eq!(def.validate().unwrap_err().code(), "workflow_without_steps");
+        let mut def = valid();
+        def.steps[0].required_approvals = 0;
+        assert_eq!(def.validate().unwrap_err().code(), "required_approvals_out_of_range");
+        let mut def = valid();
+        def.steps[0].approver_roles = roles(&["a b"]);
+        assert_eq!(def.validate().unwrap_err().code(), "invalid_approver_role");
+        assert_eq!(WorkflowDefinition::from_json("{").unwrap_err().code(), "invalid_workflow");
     }
 
     #[test]

@@ -21,6 +21,19 @@ use crate::schema::check_variables;
 pub const BUILTIN_KEYS: [&str; 5] =
     ["description_present", "declared_variables", "length_limit", "forbidden_phrases", "classification_tags"];
 
+/// The human name of the built-in check `key`, as its results show it.
+#[must_use]
+pub fn builtin_name(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "description_present" => "Description present",
+        "declared_variables" => "Declared variables",
+        "length_limit" => "Length limit",
+        "forbidden_phrases" => "Forbidden phrases",
+        "classification_tags" => "Classification matches tags",
+        _ => return None,
+    })
+}
+
 /// The configuration of all built-in checks.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,10 +157,11 @@ impl BuiltinsConfig {
     pub(super) fn compile(self) -> Result<Vec<Check>, CheckSetError> {
         let err = |check: &'static str| move |error| CheckSetError::Builtin { check, error };
         let mut checks = Vec::new();
-        let mut add = |key: &'static str, name: &str, enabled, severity, applies_to: &[String], kind| {
+        let mut add = |key: &'static str, enabled, severity, applies_to: &[String], kind| {
             let applies_to = parse_applies_to(applies_to).map_err(err(key))?;
             if enabled {
-                checks.push(Check { key: key.to_owned(), name: name.to_owned(), severity, applies_to, kind });
+                let name = builtin_name(key).unwrap_or(key).to_owned();
+                checks.push(Check { key: key.to_owned(), name, severity, applies_to, kind });
             }
             Ok::<_, CheckSetError>(())
         };
@@ -157,11 +171,11 @@ impl BuiltinsConfig {
             return Err(err("description_present")(at_least_one("min_chars")));
         }
         let kind = Kind::DescriptionPresent { min_chars: c.min_chars };
-        add("description_present", "Description present", c.enabled, c.severity, &c.applies_to, kind)?;
+        add("description_present", c.enabled, c.severity, &c.applies_to, kind)?;
 
         let c = self.declared_variables;
         let kind = Kind::DeclaredVariables;
-        add("declared_variables", "Declared variables", c.enabled, c.severity, &c.applies_to, kind)?;
+        add("declared_variables", c.enabled, c.severity, &c.applies_to, kind)?;
 
         let c = self.length_limit;
         for (field, value) in [("max_chars", c.max_chars), ("max_tokens", c.max_tokens)] {
@@ -170,17 +184,16 @@ impl BuiltinsConfig {
             }
         }
         let kind = Kind::LengthLimit { max_chars: c.max_chars, max_tokens: c.max_tokens };
-        add("length_limit", "Length limit", c.enabled, c.severity, &c.applies_to, kind)?;
+        add("length_limit", c.enabled, c.severity, &c.applies_to, kind)?;
 
         let c = self.forbidden_phrases;
         let kind =
             Kind::Phrases(PhraseList::compile(&c.phrases, "phrases").map_err(err("forbidden_phrases"))?);
-        add("forbidden_phrases", "Forbidden phrases", c.enabled, c.severity, &c.applies_to, kind)?;
+        add("forbidden_phrases", c.enabled, c.severity, &c.applies_to, kind)?;
 
         let c = self.classification_tags;
         let kind = classification_kind(c.minimums, &c.public_tags).map_err(err("classification_tags"))?;
-        let name = "Classification matches tags";
-        add("classification_tags", name, c.enabled, c.severity, &c.applies_to, kind)?;
+        add("classification_tags", c.enabled, c.severity, &c.applies_to, kind)?;
 
         Ok(checks)
     }

@@ -822,3 +822,69 @@ fn keys_must_be_unique_and_not_builtin() {
     let set = CheckSet::new(BuiltinsConfig::default(), vec![def("first"), def("second")]).unwrap();
     assert_eq!(set.keys().skip(BUILTIN_KEYS.len()).collect::<Vec<_>>(), ["first", "second"]);
 }
+
+#[test]
+fn builtins_have_names_and_results_show_them() {
+    let set = CheckSet::new(BuiltinsConfig::default(), Vec::new()).unwrap();
+    let fixture = Fixture::text("Hello {{ name }}").declaring(&["name"]);
+    for result in set.run(&fixture.subject()) {
+        assert_eq!(Some(result.name.as_str()), builtin_name(&result.check));
+    }
+    assert_eq!(builtin_name("classification_tags"), Some("Classification matches tags"));
+    assert_eq!(builtin_name("no_such_check"), None);
+}
+
+const CHECKS_FILE: &str = r#"
+[[check]]
+key = "no_card_numbers"
+name = "No card numbers"
+severity = "error"
+applies_to = ["support"]
+rule = { kind = "regex_must_not_match", pattern = '\b(?:\d[ -]?){13,16}\b' }
+
+[[check]]
+key = "described_parameters"
+name = "Parameters are described"
+description = "Every parameter says what it is."
+severity = "warning"
+enabled = false
+
+[check.rule]
+kind = "schema_rule"
+schema = { type = "object", properties = { properties = { additionalProperties = { required = ["description"] } } } }
+"#;
+
+#[test]
+fn checks_file_parses_into_definitions() {
+    let defs = parse_checks_toml(CHECKS_FILE).unwrap();
+    assert_eq!(defs.len(), 2);
+    assert_eq!(defs[0].key, "no_card_numbers");
+    assert_eq!(defs[0].severity, Severity::Error);
+    assert_eq!(defs[0].applies_to, vec!["support".to_owned()]);
+    assert!(matches!(&defs[0].rule, Rule::RegexMustNotMatch { target: RegexTarget::Text, .. }));
+    assert!(!defs[1].enabled);
+    let Rule::SchemaRule { schema } = &defs[1].rule else { panic!("{:?}", defs[1].rule) };
+    assert_eq!(schema["properties"]["properties"]["additionalProperties"]["required"], json!(["description"]));
+    assert_eq!(parse_checks_toml("").unwrap(), Vec::new());
+}
+
+#[test]
+fn checks_file_refuses_unknown_keys_bad_rules_and_collisions() {
+    let cases = [
+        (CHECKS_FILE.replace("severity = \"error\"", "severity = \"fatal\""), "fatal"),
+        (CHECKS_FILE.replace("applies_to", "appliesto"), "appliesto"),
+        (format!("{CHECKS_FILE}\n[settings]\nx = 1\n"), "settings"),
+    ];
+    for (text, needle) in cases {
+        let err = parse_checks_toml(&text).unwrap_err();
+        assert!(matches!(err, CheckSetError::Parse(_)), "{err}");
+        assert!(err.to_string().contains(needle), "{err} should mention {needle}");
+    }
+    let bad_regex = CHECKS_FILE.replace(r"'\b(?:\d[ -]?){13,16}\b'", "'(unclosed'");
+    let err = parse_checks_toml(&bad_regex).unwrap_err();
+    assert!(err.to_string().contains("rule.pattern"), "{err}");
+    let twice = CHECKS_FILE.replace("described_parameters", "no_card_numbers");
+    assert_eq!(parse_checks_toml(&twice).unwrap_err(), CheckSetError::DuplicateKey("no_card_numbers".into()));
+    let builtin = CHECKS_FILE.replace("no_card_numbers", "length_limit");
+    assert_eq!(parse_checks_toml(&builtin).unwrap_err(), CheckSetError::BuiltinKey("length_limit".into()));
+}
