@@ -69,8 +69,8 @@ use crate::model::Template;
 use crate::names::{PromptTypeKey, Tag, TemplateName};
 
 pub use builtin::{
-    BUILTIN_KEYS, BuiltinsConfig, builtin_name, ClassificationTagsConfig, DeclaredVariablesConfig,
-    DescriptionPresentConfig, ForbiddenPhrasesConfig, LengthLimitConfig,
+    BUILTIN_KEYS, BuiltinsConfig, ClassificationTagsConfig, DeclaredVariablesConfig,
+    DescriptionPresentConfig, ForbiddenPhrasesConfig, LengthLimitConfig, builtin_name,
 };
 pub use custom::{CheckDefinition, CheckDefinitionError, RegexTarget, Rule};
 pub use scan::estimate_tokens;

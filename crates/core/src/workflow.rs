@@ -1215,7 +1215,10 @@ mod tests {
         let set = WorkflowSet::with_defaults(vec![strict.clone()]).unwrap();
         assert_eq!(set.for_classification(Confidential).unwrap().name, "strict");
         let sensitive = set.for_classification(Restricted).unwrap();
-        assert_eq!((sensitive.name.as_str(), &sensitive.classifications[..]), ("sensitive", &[Restricted][..]));
+        assert_eq!(
+            (sensitive.name.as_str(), &sensitive.classifications[..]),
+            ("sensitive", &[Restricted][..])
+        );
         assert_eq!(set.for_classification(Public).unwrap().name, "standard");
         assert!(set.uncovered().is_empty());
 

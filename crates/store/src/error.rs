@@ -28,6 +28,11 @@ pub enum Conflict {
     /// An approval or rejection of a version that is not in review.
     #[error("version {seq} is {status}; only a version in review can be approved or rejected")]
     NotInReview { seq: u32, status: VersionStatus },
+    /// The workflows would not form a valid set after the write (a
+    /// classification claimed by two workflows); `code` is
+    /// [`promptvault_core::workflow::WorkflowError::code`].
+    #[error("{message}")]
+    WorkflowSet { code: &'static str, message: String },
     /// The approval workflow refused the decision; `code` is
     /// [`promptvault_core::workflow::ApprovalRefused::code`].
     #[error("{message}")]

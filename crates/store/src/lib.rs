@@ -8,6 +8,7 @@
 
 pub mod cursor;
 mod error;
+mod governance;
 mod lifecycle;
 pub mod postgres;
 mod rows;

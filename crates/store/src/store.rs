@@ -15,11 +15,13 @@ use promptvault_core::authz::{Permission, RoleDef};
 
 use crate::error::Result;
 use crate::types::{
-    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, DecisionRecord, Expect, InReview, NewApiKey,
-    NewPromptType, NewTemplate, NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch,
-    PurgeReport, ReviewInput, ReviewResult, SessionRecord, StatusChange, StoredRole, TemplateFilter,
-    TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector, Write,
+    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, DecisionRecord, Expect, FileSync, InReview,
+    NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion, OutcomeResult, Page, PageRequest,
+    PromptTypePatch, PurgeReport, Put, ReviewInput, ReviewResult, SessionRecord, StatusChange, StoredCheck,
+    StoredRole, StoredWorkflow, TemplateFilter, TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch,
+    VersionSelector, Write,
 };
+use promptvault_core::compliance::CheckDefinition;
 use promptvault_core::workflow::WorkflowDefinition;
 
 /// Which database a store runs on.
@@ -270,6 +272,45 @@ pub trait Store: Send + Sync + 'static {
     /// Every version in review with its current round's approvals, longest
     /// waiting first (for SLA and overdue listings).
     async fn list_in_review(&self) -> Result<Vec<InReview>>;
+
+    // --- approval workflows and compliance checks ------------------------
+    //
+    // The caller validates definitions (core); the store keeps them
+    // consistent with each other and with the versions in review. Every
+    // write appends `w.audit` in its transaction and announces a change of
+    // everything (`ChangeNotice { template: None }`, across processes on
+    // PostgreSQL), which is how registries learn to reload them.
+
+    /// Stored workflows, by name.
+    async fn list_workflows(&self) -> Result<Vec<StoredWorkflow>>;
+    async fn get_workflow(&self, name: &str) -> Result<Option<StoredWorkflow>>;
+    /// Creates or replaces a workflow (source `api`). Refused with
+    /// [`crate::Conflict::WorkflowSet`] when two stored workflows would claim
+    /// one classification, and with [`crate::Conflict::InUse`] when a
+    /// classification it governed would pass to another workflow (or none)
+    /// while versions of that classification are in review.
+    async fn put_workflow(&self, def: WorkflowDefinition, put: Put, w: Write) -> Result<StoredWorkflow>;
+    /// Refused like [`Store::put_workflow`] while versions of its
+    /// classifications are in review.
+    async fn delete_workflow(&self, name: &str, expect: Expect, w: Write) -> Result<()>;
+    /// Makes the workflows file's definitions the stored ones with source
+    /// `file`: new ones created, changed ones (or ones since edited through
+    /// the API) replaced, unchanged ones left alone, and those from the file
+    /// that it no longer lists deleted; workflows created through the API
+    /// under other names stay. All or nothing, with the refusals of
+    /// [`Store::put_workflow`]. `w.audit` is appended only when something
+    /// changed.
+    async fn sync_file_workflows(&self, defs: Vec<WorkflowDefinition>, w: Write) -> Result<FileSync>;
+
+    /// Stored custom checks, by key.
+    async fn list_checks(&self) -> Result<Vec<StoredCheck>>;
+    async fn get_check(&self, key: &str) -> Result<Option<StoredCheck>>;
+    /// Creates or replaces a custom check (source `api`). A built-in
+    /// check's key is refused with [`crate::Conflict::AlreadyExists`].
+    async fn put_check(&self, def: CheckDefinition, put: Put, w: Write) -> Result<StoredCheck>;
+    async fn delete_check(&self, key: &str, expect: Expect, w: Write) -> Result<()>;
+    /// Like [`Store::sync_file_workflows`], for the checks file.
+    async fn sync_file_checks(&self, defs: Vec<CheckDefinition>, w: Write) -> Result<FileSync>;
 
     // --- labels ---------------------------------------------------------
 

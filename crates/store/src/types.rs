@@ -489,3 +489,70 @@ pub struct AuditHead {
     pub hash: promptvault_core::audit::ChainHash,
     pub checkpoint: Option<promptvault_core::audit::Checkpoint>,
 }
+
+/// Where an approval workflow or a custom compliance check was configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConfigSource {
+    /// Through the API (or the CLI).
+    Api,
+    /// From a file named in the settings, applied at start.
+    File,
+}
+
+impl ConfigSource {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::File => "file",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "api" => Some(Self::Api),
+            "file" => Some(Self::File),
+            _ => None,
+        }
+    }
+}
+
+/// A stored definition (a workflow or a custom check) with its row facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored<D> {
+    pub def: D,
+    pub source: ConfigSource,
+    pub updated_at: DateTime<Utc>,
+    pub revision: Revision,
+}
+
+/// An approval workflow as stored.
+pub type StoredWorkflow = Stored<promptvault_core::workflow::WorkflowDefinition>;
+/// A custom compliance check as stored.
+pub type StoredCheck = Stored<promptvault_core::compliance::CheckDefinition>;
+
+/// How a put treats a stored row of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Only when no row has the name ([`crate::Conflict::AlreadyExists`]).
+    Create,
+    /// Only an existing row ([`crate::StoreError::NotFound`]), at the
+    /// expected revision ([`crate::StoreError::Stale`]).
+    Replace(Expect),
+}
+
+/// What applying a configuration file changed, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSync {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl FileSync {
+    /// Whether the file matched what was stored.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.updated.is_empty() && self.removed.is_empty()
+    }
+}

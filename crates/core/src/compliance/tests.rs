@@ -864,7 +864,10 @@ fn checks_file_parses_into_definitions() {
     assert!(matches!(&defs[0].rule, Rule::RegexMustNotMatch { target: RegexTarget::Text, .. }));
     assert!(!defs[1].enabled);
     let Rule::SchemaRule { schema } = &defs[1].rule else { panic!("{:?}", defs[1].rule) };
-    assert_eq!(schema["properties"]["properties"]["additionalProperties"]["required"], json!(["description"]));
+    assert_eq!(
+        schema["properties"]["properties"]["additionalProperties"]["required"],
+        json!(["description"])
+    );
     assert_eq!(parse_checks_toml("").unwrap(), Vec::new());
 }
 

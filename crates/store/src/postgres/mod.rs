@@ -12,6 +12,7 @@
 mod audit;
 mod catalog;
 mod codec;
+mod governance;
 mod identity;
 mod labels;
 mod lifecycle;
@@ -43,12 +44,15 @@ use crate::store::{Backend, Store};
 use promptvault_core::audit::{AuditEvent, NewAuditEvent};
 use promptvault_core::authz::{Permission, RoleDef};
 
+use crate::governance as plans;
 use crate::types::{
-    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, DecisionRecord, Expect, InReview, NewApiKey,
-    NewPromptType, NewTemplate, NewUser, NewVersion, OutcomeResult, Page, PageRequest, PromptTypePatch,
-    PurgeReport, ReviewInput, ReviewResult, SessionRecord, StatusChange, StoredRole, TemplateFilter,
-    TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch, VersionSelector, Write,
+    ApiKeyRecord, AuditFilter, AuditHead, ChangeNotice, DecisionRecord, Expect, FileSync, InReview,
+    NewApiKey, NewPromptType, NewTemplate, NewUser, NewVersion, OutcomeResult, Page, PageRequest,
+    PromptTypePatch, PurgeReport, Put, ReviewInput, ReviewResult, SessionRecord, StatusChange, StoredCheck,
+    StoredRole, StoredWorkflow, TemplateFilter, TemplateMetrics, TemplatePatch, UsageEvent, User, UserPatch,
+    VersionSelector, Write,
 };
+use promptvault_core::compliance::CheckDefinition;
 use promptvault_core::workflow::WorkflowDefinition;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -402,6 +406,50 @@ impl Store for PgStore {
 
     async fn list_in_review(&self) -> Result<Vec<InReview>> {
         self.list_in_review_impl().await
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<StoredWorkflow>> {
+        self.list_config().await
+    }
+
+    async fn get_workflow(&self, name: &str) -> Result<Option<StoredWorkflow>> {
+        self.get_config(name).await
+    }
+
+    async fn put_workflow(&self, def: WorkflowDefinition, put: Put, w: Write) -> Result<StoredWorkflow> {
+        let at = w.at;
+        self.write_config::<WorkflowDefinition, _>(|rows| plans::plan_workflow_put(rows, def, put, at), w)
+            .await
+    }
+
+    async fn delete_workflow(&self, name: &str, expect: Expect, w: Write) -> Result<()> {
+        self.write_config::<WorkflowDefinition, _>(|rows| plans::plan_workflow_delete(rows, name, expect), w)
+            .await
+    }
+
+    async fn sync_file_workflows(&self, defs: Vec<WorkflowDefinition>, w: Write) -> Result<FileSync> {
+        self.write_config::<WorkflowDefinition, _>(|rows| plans::plan_workflow_sync(rows, &defs), w).await
+    }
+
+    async fn list_checks(&self) -> Result<Vec<StoredCheck>> {
+        self.list_config().await
+    }
+
+    async fn get_check(&self, key: &str) -> Result<Option<StoredCheck>> {
+        self.get_config(key).await
+    }
+
+    async fn put_check(&self, def: CheckDefinition, put: Put, w: Write) -> Result<StoredCheck> {
+        let at = w.at;
+        self.write_config::<CheckDefinition, _>(|rows| plans::plan_check_put(rows, def, put, at), w).await
+    }
+
+    async fn delete_check(&self, key: &str, expect: Expect, w: Write) -> Result<()> {
+        self.write_config::<CheckDefinition, _>(|rows| plans::plan_check_delete(rows, key, expect), w).await
+    }
+
+    async fn sync_file_checks(&self, defs: Vec<CheckDefinition>, w: Write) -> Result<FileSync> {
+        self.write_config::<CheckDefinition, _>(|rows| plans::plan_check_sync(rows, &defs), w).await
     }
 
     async fn set_label(

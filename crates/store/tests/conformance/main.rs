@@ -4,6 +4,7 @@
 mod audit;
 mod catalog;
 mod fixtures;
+mod governance;
 mod identity;
 mod lifecycle;
 mod notices;
@@ -12,6 +13,7 @@ mod versions;
 
 use audit::*;
 use catalog::*;
+use governance::*;
 use identity::*;
 use lifecycle::*;
 use notices::*;
@@ -74,5 +76,10 @@ fn main() {
         lifecycle_deprecate_undo_and_archive,
         lifecycle_racing_last_approvals_complete_once,
         lifecycle_same_user_racing_approves_once,
+        workflows_crud_with_revisions_and_classification_conflicts,
+        workflows_cannot_be_taken_from_versions_in_review,
+        workflow_files_are_authoritative_for_the_names_they_list,
+        checks_crud_and_files,
+        concurrent_workflow_claims_one_wins,
     ])
 }
