@@ -98,6 +98,8 @@ impl From<ServiceError> for ApiError {
                     Missing::User => "user_not_found",
                     Missing::Role => "role_not_found",
                     Missing::Key => "key_not_found",
+                    Missing::Workflow => "workflow_not_found",
+                    Missing::Check => "check_not_found",
                 };
                 ApiError::new(StatusCode::NOT_FOUND, code, detail)
             }

@@ -66,12 +66,23 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         StartError::Io(format!("cannot create data directory {}: {e}", settings.data_dir.display()))
     })?;
+    // The governance files are checked before anything is opened.
+    let governance_files = service::governance::read_files(&settings.governance)?;
     let mut options = StoreOptions::new(settings.database_url().expose());
     options.pg_schema = settings.pg_schema.clone();
     options.max_connections = settings.max_connections;
     let store = promptvault_store::connect(&options).await.map_err(StartError::Store)?;
     let bootstrap = auth::bootstrap(&store, settings.admin_token.as_ref(), &settings.data_dir).await?;
     ensure_default_type(&store).await?;
+    service::governance::apply_files(store.as_ref(), &settings.governance, governance_files).await?;
+    let governance = Arc::new(
+        service::governance::Governance::new(settings.governance.checks.clone())
+            .map_err(|e| StartError::Io(format!("configuration: governance.checks: {e}")))?,
+    );
+    // Subscribed before the first load, so no change slips in between.
+    let governance_changes = store.subscribe();
+    governance.reload(store.as_ref()).await.map_err(|e| StartError::Io(format!("governance: {e}")))?;
+    tokio::spawn(governance.clone().follow(store.clone(), governance_changes));
 
     let caches = Arc::new(Caches::new(settings.cache.max_entries));
     tokio::spawn(caches.clone().follow(store.subscribe()));
@@ -86,14 +97,17 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let alerts = promptvault_core::audit::AlertTracker::new(settings.audit.alerts.clone())
         .map_err(|e| StartError::Io(format!("configuration: audit.alerts: {e}")))?;
     let (audit_log, audit) = service::audit::start(store.clone(), settings.audit.detail, alerts);
-    let registry = Arc::new(service::Registry::new(
-        store.clone(),
-        caches,
-        recorder,
-        audit_log,
-        settings.default_label(),
-        settings.render_limits(),
-    ));
+    let registry = Arc::new(
+        service::Registry::new(
+            store.clone(),
+            caches,
+            recorder,
+            audit_log,
+            settings.default_label(),
+            settings.render_limits(),
+        )
+        .with_governance(governance),
+    );
     let metrics = observability::metrics_handle();
     let upkeep = {
         let handle = metrics.clone();

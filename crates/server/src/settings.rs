@@ -42,6 +42,23 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub log: LogSettings,
     pub audit: AuditSettings,
+    pub governance: GovernanceSettings,
+}
+
+/// Approval workflows and compliance checks configured at start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GovernanceSettings {
+    /// A TOML file of approval workflows (`[[workflow]]` with
+    /// `[[workflow.step]]`), applied at every start: it is authoritative for
+    /// the names it lists.
+    pub workflows_file: Option<PathBuf>,
+    /// A TOML file of custom compliance checks (`[[check]]`), applied at
+    /// every start like the workflows file.
+    pub checks_file: Option<PathBuf>,
+    /// The built-in compliance checks: enabled, severity, applies_to and
+    /// their parameters, per check.
+    pub checks: promptvault_core::compliance::BuiltinsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +143,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             log: LogSettings::default(),
             audit: AuditSettings::default(),
+            governance: GovernanceSettings::default(),
         }
     }
 }

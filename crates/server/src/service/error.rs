@@ -16,6 +16,8 @@ pub enum Missing {
     User,
     Role,
     Key,
+    Workflow,
+    Check,
 }
 
 #[derive(Debug, Error)]
@@ -91,6 +93,7 @@ impl From<StoreError> for ServiceError {
                     Conflict::InvalidTransition { .. } => "invalid_transition",
                     Conflict::NotInReview { .. } => "version_not_in_review",
                     Conflict::ReviewRefused { code, .. } => code,
+                    Conflict::WorkflowSet { code, .. } => code,
                 };
                 ServiceError::conflict(code, c.to_string())
             }
@@ -120,6 +123,8 @@ pub fn etag_kind(what: &str) -> &'static str {
         "prompt type" => "type",
         "version" => "ver",
         "label" => "label",
+        "workflow" => "wf",
+        "check" => "chk",
         _ => "tpl",
     }
 }

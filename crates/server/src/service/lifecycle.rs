@@ -45,7 +45,7 @@ pub struct ReviewItem {
 
 impl Registry {
     fn run_checks(&self, t: &Template, v: &Version) -> Vec<CheckResult> {
-        self.checks.run(&CheckSubject::of(t, &v.content))
+        self.governance.current().checks.run(&CheckSubject::of(t, &v.content))
     }
 
     /// Submit, deprecate, archive or restore a version.
@@ -177,7 +177,8 @@ impl Registry {
             json!({"seq": version.seq, "comment": comment}),
         );
         let outcome = if requires_approval {
-            let Some(workflow) = self.workflows.for_classification(t.security_classification) else {
+            let governance = self.governance.current();
+            let Some(workflow) = governance.workflows.for_classification(t.security_classification) else {
                 return Err(ServiceError::conflict(
                     "no_workflow",
                     format!(
@@ -266,8 +267,9 @@ impl Registry {
         self.gate(who, Action::Read, Resource::Template, None).await?;
         let now = Utc::now();
         let mut out = Vec::new();
+        let governance = self.governance.current();
         for item in self.store.list_in_review().await? {
-            let wf = self.workflows.for_classification(item.classification);
+            let wf = governance.workflows.for_classification(item.classification);
             let (mut step, mut due, mut over) = (None, None, None);
             if let Some(def) = wf {
                 let progress = promptvault_core::workflow::ReviewProgress::compute(def, &item.approvals);

@@ -11,6 +11,7 @@ mod catalog;
 mod content;
 pub mod error;
 pub mod explain;
+pub mod governance;
 pub mod identity;
 mod labels;
 pub mod lifecycle;
@@ -18,6 +19,7 @@ mod render;
 pub mod trail;
 pub mod usage;
 mod versions;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -59,10 +61,9 @@ pub struct Registry {
     /// Bumped when users, keys or roles change, so the authenticator drops
     /// what it cached.
     auth_epoch: Arc<std::sync::atomic::AtomicU64>,
-    /// Approval workflows by classification.
-    workflows: promptvault_core::workflow::WorkflowSet,
-    /// Compliance checks run on submission and approval.
-    checks: promptvault_core::compliance::CheckSet,
+    /// Approval workflows by classification and the compliance checks run
+    /// on submission and approval, as stored (refreshed on change).
+    governance: Arc<governance::Governance>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -94,13 +95,25 @@ impl Registry {
             default_label,
             limits,
             auth_epoch: Arc::default(),
-            workflows: promptvault_core::workflow::WorkflowSet::default(),
-            checks: promptvault_core::compliance::CheckSet::new(
-                promptvault_core::compliance::BuiltinsConfig::default(),
-                vec![],
-            )
-            .expect("the built-in checks are valid"),
+            governance: Arc::new(
+                governance::Governance::new(promptvault_core::compliance::BuiltinsConfig::default())
+                    .expect("the default built-in checks are valid"),
+            ),
         }
+    }
+
+    /// Uses these workflows and checks (configured built-ins) instead of
+    /// the defaults.
+    #[must_use]
+    pub fn with_governance(mut self, governance: Arc<governance::Governance>) -> Self {
+        self.governance = governance;
+        self
+    }
+
+    /// The workflows and checks in force.
+    #[must_use]
+    pub fn governance(&self) -> &Arc<governance::Governance> {
+        &self.governance
     }
 
     /// The counter the authenticator watches.

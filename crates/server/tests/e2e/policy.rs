@@ -66,6 +66,14 @@ fn needs(operation: &str) -> Option<Need> {
         "approve_version" | "reject_version" => (Approve, Template),
         "deprecate_version" | "archive_version" | "restore_version" => (Publish, Template),
         "list_decisions" | "list_reviews" => (Read, Template),
+        "list_workflows" | "get_workflow" => (Read, Workflow),
+        "create_workflow" => (Create, Workflow),
+        "update_workflow" => (Update, Workflow),
+        "delete_workflow" => (Delete, Workflow),
+        "list_checks" | "get_check" => (Read, Check),
+        "create_check" => (Create, Check),
+        "update_check" => (Update, Check),
+        "delete_check" => (Delete, Check),
         "set_label" => (Update, Label),
         "delete_label" => (Delete, Label),
         _ => return None,
@@ -117,6 +125,19 @@ fn request(
         "create_role" => (Some(json!({"name": "policy-role", "permissions": ["template:read"]})), vec![]),
         "update_role" => (Some(json!({"permissions": []})), stale("role")),
         "explain_authz" => (None, vec![]),
+        // Workflows and checks: refused by validation (422) or missing (404)
+        // once allowed, so nothing changes.
+        "create_workflow" => {
+            (Some(json!({"name": "policy", "classifications": ["internal"], "steps": []})), vec![])
+        }
+        "update_workflow" => (Some(json!({"classifications": ["internal"], "steps": []})), stale("wf")),
+        "delete_workflow" => (None, stale("wf")),
+        "create_check" | "update_check" => (
+            Some(json!({"key": "general", "name": "Policy", "severity": "error",
+                "rule": {"kind": "max_length", "chars": 0}})),
+            if operation == "update_check" { stale("chk") } else { vec![] },
+        ),
+        "delete_check" => (None, stale("chk")),
         // Stale If-Match: refused with 412 once allowed.
         "submit_version" | "archive_version" | "restore_version" => (None, stale("ver")),
         "deprecate_version" => (Some(json!({"reason": "policy"})), stale("ver")),

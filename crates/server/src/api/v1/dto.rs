@@ -258,6 +258,11 @@ pub struct VersionDto {
     pub updated_at: Option<DateTime<Utc>>,
     /// Row revision; the ETag is `"ver-<revision>"`.
     pub revision: i64,
+    /// The compliance check results recorded at the last submission or
+    /// approval (for reviewers); absent before the first submission.
+    #[schema(value_type = Option<Vec<Object>>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_results: Option<Value>,
 }
 
 impl From<&Version> for VersionDto {
@@ -283,6 +288,7 @@ impl From<&Version> for VersionDto {
             created_at: v.created_at,
             updated_at: v.updated_at,
             revision: v.revision.0,
+            check_results: v.check_results.clone(),
         }
     }
 }

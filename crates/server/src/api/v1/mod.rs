@@ -2,6 +2,7 @@
 
 mod audit;
 pub mod dto;
+mod governance;
 mod identity;
 mod labels;
 mod lifecycle;
@@ -54,6 +55,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(identity::revoke_key))
         .routes(routes!(identity::list_roles, identity::create_role))
         .routes(routes!(identity::get_role, identity::update_role, identity::delete_role))
+        .routes(routes!(governance::list_workflows, governance::create_workflow))
+        .routes(routes!(governance::get_workflow, governance::update_workflow, governance::delete_workflow))
+        .routes(routes!(governance::list_checks, governance::create_check))
+        .routes(routes!(governance::get_check, governance::update_check, governance::delete_check))
         .routes(routes!(audit::list))
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))
