@@ -43,6 +43,16 @@ pub struct ReviewItem {
     pub overdue_hours: Option<u64>,
 }
 
+/// The blocking results in a sentence: each check by name and key, with
+/// what it found.
+fn blocked_detail(blocked: &[&CheckResult]) -> String {
+    blocked
+        .iter()
+        .map(|c| format!("{} (`{}`): {}", c.name, c.check, c.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl Registry {
     fn run_checks(&self, t: &Template, v: &Version) -> Vec<CheckResult> {
         self.governance.current().checks.run(&CheckSubject::of(t, &v.content))
@@ -71,7 +81,7 @@ impl Registry {
                 let results = serde_json::to_value(&checks).unwrap_or(Value::Null);
                 let blocked = blocking(&checks);
                 if !blocked.is_empty() {
-                    let detail = blocked.iter().map(|c| c.message.as_str()).collect::<Vec<_>>().join("; ");
+                    let detail = blocked_detail(&blocked);
                     let e = ServiceError::Invalid {
                         code: "compliance_failed",
                         detail: format!("compliance checks block the submission: {detail}"),
@@ -156,7 +166,7 @@ impl Registry {
             let blocked = blocking(&checks);
             let json_results = serde_json::to_value(&checks).unwrap_or(Value::Null);
             if !blocked.is_empty() {
-                let detail = blocked.iter().map(|c| c.message.as_str()).collect::<Vec<_>>().join("; ");
+                let detail = blocked_detail(&blocked);
                 let e = ServiceError::Invalid {
                     code: "compliance_failed",
                     detail: format!("compliance checks block the approval: {detail}"),

@@ -9,6 +9,7 @@ mod policy;
 mod render;
 mod support;
 mod versions;
+mod workflows;
 
 fn main() {
     promptvault_testkit::run_suite(
@@ -44,7 +45,15 @@ fn main() {
             governance::lifecycle_with_four_eyes_and_deprecation,
             governance::reviewers_racing_on_the_last_approval,
             policy::every_route_and_role_follow_the_policy,
+            workflows::a_workflow_set_through_the_api_governs_approval,
+            workflows::custom_checks_block_submission_and_show_in_review,
+            workflows::invalid_definitions_are_refused_with_a_code,
+            workflows::only_admins_change_workflows_and_checks,
+            workflows::files_given_at_start_are_in_force,
         ],
-        promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],
+        promptvault_testkit::cases![
+            catalog::servers_sharing_postgres_see_each_others_writes,
+            workflows::servers_sharing_postgres_follow_workflow_changes,
+        ],
     )
 }
