@@ -116,6 +116,12 @@ enum Command {
     /// Roles: built-in and custom, with their permissions.
     #[command(subcommand, alias = "role")]
     Roles(cmd::identity::RoleCommand),
+    /// Approval workflows: list, show, set (from TOML or JSON), delete.
+    #[command(subcommand, alias = "workflow")]
+    Workflows(cmd::governance::WorkflowCommand),
+    /// Compliance checks: list (built-in and custom), show, set, delete.
+    #[command(subcommand, alias = "check")]
+    Checks(cmd::governance::CheckCommand),
     /// The audit trail: list, export (JSON Lines), verify the hash chain.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -248,6 +254,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Users(a) => cmd::identity::users(&client()?, out, a).await,
         Command::Keys(a) => cmd::identity::keys(&client()?, out, a).await,
         Command::Roles(a) => cmd::identity::roles(&client()?, out, a).await,
+        Command::Workflows(a) => cmd::governance::workflows(&client()?, out, a).await,
+        Command::Checks(a) => cmd::governance::checks(&client()?, out, a).await,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod audit;
 mod catalog;
+mod governance;
 mod identity;
 mod misc;
 mod render;
@@ -32,5 +33,6 @@ fn main() {
         audit::the_audit_trail_is_listed_exported_and_verified,
         identity::users_keys_and_roles_are_managed,
         identity::versions_go_through_review,
+        governance::workflows_and_checks_are_set_listed_and_deleted,
     ])
 }
