@@ -306,6 +306,7 @@ mod tests {
     fn example_config_parses_and_mentions_every_setting() {
         let parsed: Settings = toml::from_str(EXAMPLE).expect("example parses");
         assert_eq!(parsed.default_label, "production");
+        assert_eq!(parsed.governance.checks, promptvault_core::compliance::BuiltinsConfig::default());
         for key in [
             "listen",
             "data_dir",
@@ -333,9 +334,34 @@ mod tests {
             "detail",
             "retention_days",
             "[[audit.alerts]]",
+            "[governance]",
+            "workflows_file",
+            "checks_file",
+            "[governance.checks.description_present]",
+            "[governance.checks.declared_variables]",
+            "[governance.checks.length_limit]",
+            "[governance.checks.forbidden_phrases]",
+            "[governance.checks.classification_tags]",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }
+    }
+
+    #[test]
+    fn governance_settings_name_files_and_configure_builtins() {
+        let s: Settings = toml::from_str(
+            "[governance]\nworkflows_file = \"wf.toml\"\n\
+             [governance.checks.forbidden_phrases]\nphrases = [\"guaranteed returns\"]\n\
+             [governance.checks.length_limit]\nseverity = \"error\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.governance.workflows_file, Some(PathBuf::from("wf.toml")));
+        assert_eq!(s.governance.checks_file, None);
+        assert_eq!(s.governance.checks.forbidden_phrases.phrases, vec!["guaranteed returns".to_owned()]);
+        assert_eq!(s.governance.checks.length_limit.severity, promptvault_core::compliance::Severity::Error);
+        assert_eq!(s.governance.checks.length_limit.max_chars, 32_000, "unset parameters keep their default");
+        let err = toml::from_str::<Settings>("[governance.checks.length_limit]\nmax_char = 1").unwrap_err();
+        assert!(err.to_string().contains("max_char"), "{err}");
     }
 
     #[test]
