@@ -213,6 +213,19 @@ impl Registry {
         }
     }
 
+    /// Records a refused write (after authorization) as failed.
+    async fn refuse<T>(
+        &self,
+        who: &Principal,
+        action: &str,
+        resource: Resource,
+        name: &str,
+        e: ServiceError,
+    ) -> Result<T> {
+        self.audit_failed(who, action, resource, name, &e).await;
+        Err(e)
+    }
+
     /// Runs an authorized write; a refusal is recorded as failed.
     async fn config_write<T>(
         &self,
@@ -293,7 +306,9 @@ impl Registry {
     pub async fn create_workflow(&self, who: &Principal, def: WorkflowDefinition) -> Result<WorkflowView> {
         let name = def.name.clone();
         self.authorize(who, Action::Create, Resource::Workflow, &Target::default(), Some(&name)).await?;
-        self.check_workflow(&def).await?;
+        if let Err(e) = self.check_workflow(&def).await {
+            return self.refuse(who, "workflow.create", Resource::Workflow, &name, e).await;
+        }
         let w = self.audited(who, "workflow.create", Resource::Workflow, &name, json!({"definition": def}));
         let write = async {
             self.store
@@ -314,16 +329,20 @@ impl Registry {
         def: WorkflowDefinition,
     ) -> Result<WorkflowView> {
         self.authorize(who, Action::Update, Resource::Workflow, &Target::default(), Some(name)).await?;
-        if def.name != name {
-            return Err(ServiceError::invalid(
+        let checked = if def.name == name {
+            self.check_workflow(&def).await
+        } else {
+            Err(ServiceError::invalid(
                 "name_mismatch",
                 format!(
                     "the body names workflow {:?}, the path {name:?}; a workflow cannot be renamed",
                     def.name
                 ),
-            ));
+            ))
+        };
+        if let Err(e) = checked {
+            return self.refuse(who, "workflow.update", Resource::Workflow, name, e).await;
         }
-        self.check_workflow(&def).await?;
         let w = self.audited(who, "workflow.update", Resource::Workflow, name, json!({"definition": def}));
         let missing = || {
             let default = promptvault_core::workflow::default_workflows().iter().any(|d| d.name == name);
@@ -394,7 +413,9 @@ impl Registry {
     pub async fn create_check(&self, who: &Principal, def: CheckDefinition) -> Result<CheckView> {
         let key = def.key.clone();
         self.authorize(who, Action::Create, Resource::Check, &Target::default(), Some(&key)).await?;
-        Self::check_check(&def)?;
+        if let Err(e) = Self::check_check(&def) {
+            return self.refuse(who, "check.create", Resource::Check, &key, e).await;
+        }
         let w = self.audited(who, "check.create", Resource::Check, &key, json!({"definition": def}));
         let write = async {
             self.store
@@ -415,15 +436,19 @@ impl Registry {
     ) -> Result<CheckView> {
         self.authorize(who, Action::Update, Resource::Check, &Target::default(), Some(key)).await?;
         if BUILTIN_KEYS.contains(&key) {
-            return Err(builtin_check(key));
+            return self.refuse(who, "check.update", Resource::Check, key, builtin_check(key)).await;
         }
-        if def.key != key {
-            return Err(ServiceError::invalid(
+        let checked = if def.key == key {
+            Self::check_check(&def)
+        } else {
+            Err(ServiceError::invalid(
                 "name_mismatch",
                 format!("the body names check {:?}, the path {key:?}; a check cannot be renamed", def.key),
-            ));
+            ))
+        };
+        if let Err(e) = checked {
+            return self.refuse(who, "check.update", Resource::Check, key, e).await;
         }
-        Self::check_check(&def)?;
         let w = self.audited(who, "check.update", Resource::Check, key, json!({"definition": def}));
         let write = async {
             self.store
@@ -438,7 +463,7 @@ impl Registry {
     pub async fn delete_check(&self, who: &Principal, key: &str, expect: Option<Revision>) -> Result<()> {
         self.authorize(who, Action::Delete, Resource::Check, &Target::default(), Some(key)).await?;
         if BUILTIN_KEYS.contains(&key) {
-            return Err(builtin_check(key));
+            return self.refuse(who, "check.delete", Resource::Check, key, builtin_check(key)).await;
         }
         let w = self.audited(who, "check.delete", Resource::Check, key, Value::Null);
         let expect = expect.map_or(Expect::Any, Expect::Revision);

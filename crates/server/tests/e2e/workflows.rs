@@ -275,6 +275,9 @@ pub async fn invalid_definitions_are_refused_with_a_code(db: Arc<TestDb>) {
             r.problem(status, code);
         }
     }
+    // Refusals of well-formed requests are in the trail (not the malformed
+    // body or the unknown classification, refused before the service).
+    assert_eq!(audit_count(&s, "action=workflow.create&outcome=failed").await, 10);
     let mismatch = wf(&|v| v["name"] = json!("else"));
     s.call(
         reqwest::Method::PUT,
