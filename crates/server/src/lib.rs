@@ -86,14 +86,17 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let alerts = promptvault_core::audit::AlertTracker::new(settings.audit.alerts.clone())
         .map_err(|e| StartError::Io(format!("configuration: audit.alerts: {e}")))?;
     let (audit_log, audit) = service::audit::start(store.clone(), settings.audit.detail, alerts);
-    let registry = Arc::new(service::Registry::new(
-        store.clone(),
-        caches,
-        recorder,
-        audit_log,
-        settings.default_label(),
-        settings.render_limits(),
-    ));
+    let registry = Arc::new(
+        service::Registry::new(
+            store.clone(),
+            caches,
+            recorder,
+            audit_log,
+            settings.default_label(),
+            settings.render_limits(),
+        )
+        .with_protected_labels(settings.protected_labels()),
+    );
     let metrics = observability::metrics_handle();
     let upkeep = {
         let handle = metrics.clone();

@@ -31,6 +31,9 @@ pub struct Settings {
     pub max_connections: u32,
     /// Label resolved when a read names neither label nor version.
     pub default_label: String,
+    /// Labels that may point only at approved versions and that only
+    /// principals allowed to publish may move or remove.
+    pub protected_labels: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
     /// Admin token for the first start (when the database has no keys).
@@ -118,6 +121,7 @@ impl Default for Settings {
             pg_schema: "prometheus".into(),
             max_connections: 8,
             default_label: "production".into(),
+            protected_labels: vec!["production".into()],
             body_limit_bytes: 1024 * 1024,
             admin_token: None,
             admin_token_file: None,
@@ -210,6 +214,19 @@ impl Settings {
                 self.default_label
             ));
         }
+        for l in &self.protected_labels {
+            match LabelName::parse(l) {
+                Ok(n) if n.is_latest() => {
+                    return invalid("protected_labels cannot name `latest`: it moves by itself".into());
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return invalid(format!(
+                        "protected_labels: {l:?} is not a valid label (1-36 of a-z 0-9 _ - .)"
+                    ));
+                }
+            }
+        }
         if self.body_limit_bytes < 1024 {
             return invalid("body_limit_bytes must be at least 1024".into());
         }
@@ -263,6 +280,11 @@ impl Settings {
             max_output_bytes: self.render.max_output_bytes,
             recursion_limit: self.render.recursion_limit,
         }
+    }
+
+    #[must_use]
+    pub fn protected_labels(&self) -> Vec<LabelName> {
+        self.protected_labels.iter().filter_map(|l| LabelName::parse(l).ok()).collect()
     }
 
     #[must_use]

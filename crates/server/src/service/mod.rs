@@ -63,6 +63,9 @@ pub struct Registry {
     workflows: promptvault_core::workflow::WorkflowSet,
     /// Compliance checks run on submission and approval.
     checks: promptvault_core::compliance::CheckSet,
+    /// Labels that point only at approved versions and move only with
+    /// `label:publish`.
+    protected_labels: Vec<LabelName>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -100,7 +103,20 @@ impl Registry {
                 vec![],
             )
             .expect("the built-in checks are valid"),
+            protected_labels: vec![LabelName::parse("production").expect("a valid label")],
         }
+    }
+
+    /// Replaces the protected labels (`production` by default).
+    #[must_use]
+    pub fn with_protected_labels(mut self, labels: Vec<LabelName>) -> Self {
+        self.protected_labels = labels;
+        self
+    }
+
+    #[must_use]
+    pub fn is_protected(&self, label: &LabelName) -> bool {
+        self.protected_labels.contains(label)
     }
 
     /// The counter the authenticator watches.

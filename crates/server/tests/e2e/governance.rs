@@ -35,6 +35,86 @@ pub async fn key_with_role(db: &TestDb, s: &TestServer, role: &str) -> TestServe
     other
 }
 
+/// Takes version `seq` of `name` through review: `s` submits it and a
+/// reviewer (a new user, so four eyes hold) approves it.
+pub async fn approve(db: &TestDb, s: &TestServer, name: &str, seq: u32) {
+    let path = format!("/api/v1/templates/{}/versions/{seq}", name.replace('/', "%2F"));
+    s.post(&format!("{path}/submit"), &json!({})).await.ok(200);
+    let reviewer = key_with_role(db, s, "reviewer").await;
+    let r = reviewer.post(&format!("{path}/approve"), &json!({})).await;
+    assert_eq!(r.ok(200)["version"]["status"], "approved", "{:?}", r.body);
+}
+
+/// `production` (protected by default) points only at approved versions,
+/// and only principals allowed to publish move or remove it.
+pub async fn protected_labels_hold_only_approved_versions(db: Arc<TestDb>) {
+    let mut s = TestServer::start(&db).await;
+    s.template("pl/t", "One {{ name }}", &["name"]).await;
+    s.post("/api/v1/templates/pl%2Ft/versions", &json!({"template_text": "Two {{ name }}"})).await.ok(201);
+    let author = key_with_role(&db, &s, "author").await;
+    let publisher = key_with_role(&db, &s, "publisher").await;
+    let prod = "/api/v1/templates/pl%2Ft/labels/production";
+
+    // An author moves unprotected labels, never `production`.
+    author.put("/api/v1/templates/pl%2Ft/labels/staging", &json!({"version": 1})).await.ok(200);
+    let r = author.put(prod, &json!({"version": 1})).await;
+    r.problem(403, "forbidden");
+    assert!(r.body["detail"].as_str().unwrap().contains("publish"), "{:?}", r.body);
+    // A publisher may move it, but not onto a draft; not even the admin.
+    publisher.put(prod, &json!({"version": 1})).await.problem(409, "label_requires_approved");
+    s.put(prod, &json!({"version": 1})).await.problem(409, "label_requires_approved");
+    let labels = s.get("/api/v1/templates/pl%2Ft/labels").await;
+    let names: Vec<&str> =
+        labels.ok(200)["items"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["latest", "staging"], "nothing moved");
+
+    approve(&db, &s, "pl/t", 1).await;
+    author.put(prod, &json!({"version": 1})).await.problem(403, "forbidden");
+    let r = publisher.put(prod, &json!({"version": 1})).await;
+    assert_eq!(r.ok(200)["version_seq"], 1);
+    // Rollback and removal go through the same rule.
+    author
+        .post(
+            "/api/v1/templates/pl%2Ft/rollback",
+            &json!({"strategy": "move_label", "label": "production", "to_version": 2}),
+        )
+        .await
+        .problem(403, "forbidden");
+    author.delete(prod, "").await.problem(403, "forbidden");
+    publisher.put(prod, &json!({"version": 2})).await.problem(409, "label_requires_approved");
+    // What production serves cannot be archived from under it.
+    publisher.post("/api/v1/templates/pl%2Ft/versions/1/deprecate", &json!({"replacement_version": 2})).await.ok(200);
+    let r = s.post("/api/v1/templates/pl%2Ft/render", &json!({"parameters": {"name": "Ada"}})).await;
+    assert_eq!(r.ok(200)["text"], "One Ada", "a deprecated version still serves, with a warning");
+    publisher
+        .post("/api/v1/templates/pl%2Ft/versions/1/archive", &json!({}))
+        .await
+        .problem(409, "label_points_here");
+
+    // The refusals are in the audit trail, with the reason.
+    let events = s.get("/api/v1/audit/events?outcome=denied&limit=1000").await;
+    let denied = events.ok(200)["items"].as_array().unwrap().clone();
+    assert!(denied.iter().filter(|e| e["action"] == "label.publish").count() >= 4, "{denied:#?}");
+    let failed = s.get("/api/v1/audit/events?outcome=failed&limit=1000").await;
+    let failed = failed.ok(200)["items"].as_array().unwrap().clone();
+    assert!(
+        failed
+            .iter()
+            .any(|e| e["action"] == "label.update" && e["reason"].as_str().unwrap().contains("approved"))
+    );
+
+    // Which labels are protected is configuration.
+    s.stop().await;
+    let mut settings = super::support::settings(&db);
+    settings.protected_labels = vec!["gold".into()];
+    let other = TestServer::start_with(settings).await;
+    other.put("/api/v1/templates/pl%2Ft/labels/production", &json!({"version": 2})).await.ok(200);
+    other
+        .put("/api/v1/templates/pl%2Ft/labels/gold", &json!({"version": 2}))
+        .await
+        .problem(409, "label_requires_approved");
+}
+
 pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
     let mut s = TestServer::start(&db).await;
     s.template("gov/hello", "Hello {{ name }}", &["name"]).await;

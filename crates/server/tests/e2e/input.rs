@@ -15,7 +15,7 @@ async fn snapshot(s: &TestServer) -> Value {
 pub async fn malformed_requests_are_refused_and_change_nothing(db: Db) {
     let s = TestServer::start(&db).await;
     s.template("keep", "Keep {{ x }}", &["x"]).await;
-    s.put("templates/keep/labels/production", &json!({"version": 1})).await.ok(200);
+    s.put("templates/keep/labels/staging", &json!({"version": 1})).await.ok(200);
     let before = snapshot(&s).await;
     let raw = |method: Method, path: &'static str, body: &'static str, ct: &'static str| {
         let s = &s;
@@ -91,13 +91,13 @@ pub async fn malformed_requests_are_refused_and_change_nothing(db: Db) {
         (Method::POST, "templates/keep/render", "{\"label\": 3}", "application/json", 422, "invalid_request"),
         (
             Method::PUT,
-            "templates/keep/labels/production",
+            "templates/keep/labels/staging",
             "{\"version\": true}",
             "application/json",
             422,
             "invalid_request",
         ),
-        (Method::PUT, "templates/keep/labels/production", "{}", "application/json", 422, "invalid_request"),
+        (Method::PUT, "templates/keep/labels/staging", "{}", "application/json", 422, "invalid_request"),
         (Method::POST, "prompt-types", "{\"key\": \"k\"}", "application/json", 422, "invalid_request"),
     ] {
         let (got, ctype, problem) = raw(method.clone(), path, body, ct).await;

@@ -43,6 +43,7 @@ fn main() {
             governance::users_keys_and_custom_roles_through_the_api,
             governance::lifecycle_with_four_eyes_and_deprecation,
             governance::reviewers_racing_on_the_last_approval,
+            governance::protected_labels_hold_only_approved_versions,
             policy::every_route_and_role_follow_the_policy,
         ],
         promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],
