@@ -83,7 +83,10 @@ pub async fn protected_labels_hold_only_approved_versions(db: Arc<TestDb>) {
     author.delete(prod, "").await.problem(403, "forbidden");
     publisher.put(prod, &json!({"version": 2})).await.problem(409, "label_requires_approved");
     // What production serves cannot be archived from under it.
-    publisher.post("/api/v1/templates/pl%2Ft/versions/1/deprecate", &json!({"replacement_version": 2})).await.ok(200);
+    publisher
+        .post("/api/v1/templates/pl%2Ft/versions/1/deprecate", &json!({"replacement_version": 2}))
+        .await
+        .ok(200);
     let r = s.post("/api/v1/templates/pl%2Ft/render", &json!({"parameters": {"name": "Ada"}})).await;
     assert_eq!(r.ok(200)["text"], "One Ada", "a deprecated version still serves, with a warning");
     publisher
