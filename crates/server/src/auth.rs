@@ -71,6 +71,7 @@ pub struct Authenticator {
     /// Bumped by the registry when users, keys or roles change.
     epoch: Arc<std::sync::atomic::AtomicU64>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    sessions: crate::session::SessionSettings,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -82,11 +83,80 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     #[must_use]
     pub fn new(store: Arc<dyn Store>, epoch: Arc<std::sync::atomic::AtomicU64>) -> Self {
-        Self { store, epoch, cache: Mutex::new(HashMap::new()) }
+        Self { store, epoch, cache: Mutex::new(HashMap::new()), sessions: Default::default() }
+    }
+
+    /// Sets how long web sessions last.
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: crate::session::SessionSettings) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// Checks a web session token: known, not past its maximum age, used
+    /// within the idle timeout, its user enabled. Activity extends it
+    /// (recorded at most once a minute).
+    pub async fn authenticate_session(&self, token: &str) -> Result<Principal, ApiError> {
+        let hash = hash_token(token);
+        let unavailable = |e: promptvault_store::StoreError| {
+            tracing::error!(error = %e, "session lookup failed");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "authentication is temporarily unavailable",
+            )
+        };
+        let Some(record) = self.store.find_session(&hash).await.map_err(unavailable)? else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_invalid",
+                "the session is not valid (signed out, or never existed); sign in again",
+            ));
+        };
+        let now = Utc::now();
+        if record.expires_at <= now {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_expired",
+                "the session has reached its maximum age; sign in again",
+            ));
+        }
+        if record.last_seen_at + self.sessions.idle_timeout() <= now {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_expired",
+                format!(
+                    "the session ended after {} minutes without activity; sign in again",
+                    self.sessions.idle_timeout_minutes
+                ),
+            ));
+        }
+        let user = self.store.get_user(record.user_id).await.map_err(unavailable)?;
+        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_invalid",
+                "the user of this session is disabled or deleted",
+            ));
+        };
+        if now - record.last_seen_at >= chrono::Duration::seconds(60) {
+            let store = self.store.clone();
+            let at = truncate_to_micros(now);
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(&hash, at).await {
+                    tracing::warn!(error = %e, "could not record session activity");
+                }
+            });
+        }
+        let roles = self.resolve_roles(&user.roles).await;
+        Ok(crate::service::session::session_principal(&user, roles))
     }
 
     /// Checks a token; every failure reads the same to the caller.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        if token.starts_with(crate::session::TOKEN_PREFIX) {
+            return self.authenticate_session(token).await;
+        }
         let hash = hash_token(token);
         let now = Instant::now();
         let mut touch = None;
@@ -194,28 +264,58 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("send an API key: Authorization: Bearer <token>"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("use the Bearer scheme: Authorization: Bearer <token>"))?;
+        let token = presented_token(parts)?;
         let mut principal = state.auth.authenticate(token).await?;
-        principal.origin = Origin {
-            request_id: parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
-            client_addr: parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        };
+        principal.origin = origin_of(parts);
         Ok(principal)
+    }
+}
+
+/// The token a request presents: a bearer token, or else the web session
+/// cookie. A request that changes something on the strength of the cookie
+/// must carry the CSRF header.
+pub fn presented_token(parts: &Parts) -> Result<&str, ApiError> {
+    let Some(header) = parts.headers.get(AUTHORIZATION) else {
+        let cookie = parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(crate::session::from_cookie_header);
+        let Some(token) = cookie else {
+            return Err(ApiError::unauthorized("send an API key: Authorization: Bearer <token>"));
+        };
+        if !parts.method.is_safe() && !parts.headers.contains_key(crate::session::CSRF_HEADER) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "csrf_header_missing",
+                format!(
+                    "a change made with the session cookie needs the {} header",
+                    crate::session::CSRF_HEADER
+                ),
+            ));
+        }
+        return Ok(token);
+    };
+    let value =
+        header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("use the Bearer scheme: Authorization: Bearer <token>"))
+}
+
+/// Where a request comes from, for the audit trail.
+#[must_use]
+pub fn origin_of(parts: &Parts) -> Origin {
+    Origin {
+        request_id: parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        client_addr: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
     }
 }
 

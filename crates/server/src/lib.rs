@@ -10,8 +10,10 @@ pub mod auth;
 pub mod error;
 pub mod jwt;
 pub mod observability;
+pub mod password;
 pub mod secret;
 pub mod service;
+pub mod session;
 pub mod settings;
 pub mod state;
 
@@ -95,7 +97,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             settings.default_label(),
             settings.render_limits(),
         )
-        .with_protected_labels(settings.protected_labels()),
+        .with_protected_labels(settings.protected_labels())
+        .with_sessions(settings.auth.sessions),
     );
     let metrics = observability::metrics_handle();
     let upkeep = {
@@ -104,9 +107,18 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         let retention_days = settings.audit.retention_days;
         tokio::spawn(async move {
             let mut last_purge: Option<std::time::Instant> = None;
+            let mut last_sweep = std::time::Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 handle.run_upkeep();
+                if last_sweep.elapsed() >= Duration::from_secs(600) {
+                    last_sweep = std::time::Instant::now();
+                    match store.delete_expired_sessions(chrono::Utc::now()).await {
+                        Ok(n) if n > 0 => tracing::info!(sessions = n, "expired web sessions removed"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "could not remove expired web sessions"),
+                    }
+                }
                 if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
                     last_purge = Some(std::time::Instant::now());
                     purge_audit(&store, retention_days).await;
@@ -114,7 +126,9 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             }
         })
     };
-    let auth = Arc::new(auth::Authenticator::new(store.clone(), registry.auth_epoch()));
+    let auth = Arc::new(
+        auth::Authenticator::new(store.clone(), registry.auth_epoch()).with_sessions(settings.auth.sessions),
+    );
     let state = state::AppState { registry, auth, metrics, body_limit: settings.body_limit_bytes };
     let app =
         axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));

@@ -45,6 +45,15 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub log: LogSettings,
     pub audit: AuditSettings,
+    pub auth: AuthSettings,
+}
+
+/// `[auth]`: how people and programs sign in besides API keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Web sessions from password sign-in.
+    pub sessions: crate::session::SessionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +139,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             log: LogSettings::default(),
             audit: AuditSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -240,6 +250,12 @@ impl Settings {
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid(format!("log.format must be \"text\" or \"json\", not {:?}", self.log.format));
+        }
+        let sessions = &self.auth.sessions;
+        if sessions.idle_timeout_minutes == 0 || sessions.max_age_hours == 0 {
+            return invalid(
+                "auth.sessions.idle_timeout_minutes and auth.sessions.max_age_hours must be positive".into(),
+            );
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());

@@ -15,6 +15,7 @@ pub mod identity;
 mod labels;
 pub mod lifecycle;
 mod render;
+pub mod session;
 pub mod trail;
 pub mod usage;
 mod versions;
@@ -66,6 +67,8 @@ pub struct Registry {
     /// Labels that point only at approved versions and move only with
     /// `label:publish`.
     protected_labels: Vec<LabelName>,
+    /// Web session lifetimes.
+    sessions: crate::session::SessionSettings,
 }
 
 impl std::fmt::Debug for Registry {
@@ -104,7 +107,15 @@ impl Registry {
             )
             .expect("the built-in checks are valid"),
             protected_labels: vec![LabelName::parse("production").expect("a valid label")],
+            sessions: crate::session::SessionSettings::default(),
         }
+    }
+
+    /// Sets how long web sessions last.
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: crate::session::SessionSettings) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// Replaces the protected labels (`production` by default).

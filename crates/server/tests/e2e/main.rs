@@ -7,6 +7,7 @@ mod governance;
 mod input;
 mod policy;
 mod render;
+mod sessions;
 mod support;
 mod versions;
 
@@ -44,6 +45,7 @@ fn main() {
             governance::lifecycle_with_four_eyes_and_deprecation,
             governance::reviewers_racing_on_the_last_approval,
             governance::protected_labels_hold_only_approved_versions,
+            sessions::passwords_sign_in_to_sessions_that_end,
             policy::every_route_and_role_follow_the_policy,
         ],
         promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],
