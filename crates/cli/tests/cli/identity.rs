@@ -97,3 +97,34 @@ pub async fn versions_go_through_review(db: Db) {
     cli.run(&["restore", "l/greet", "1"]).await.fails(4);
     cli.stop().await;
 }
+
+pub async fn sign_in_with_a_password(db: Db) {
+    let cli = Cli::start(&db).await;
+    let user = cli
+        .run(&["--json", "users", "create", "--email", "lin@example.com", "--role", "viewer"])
+        .await
+        .json();
+    let id = user["id"].as_str().unwrap().to_owned();
+    let r = cli.cmd(&["users", "password", &id]).stdin("short\n").run().await;
+    assert!(r.fails(6).ends_with("[weak_password]"), "{r}");
+    cli.cmd(&["users", "password", &id]).stdin("a long enough passphrase\n").run().await.success();
+
+    let wrong =
+        Call::new(&["login", "--email", "lin@example.com"]).url(&cli.url).stdin("not it\n").run().await;
+    assert!(wrong.fails(5).ends_with("[invalid_credentials]"), "{wrong}");
+    let ok = Call::new(&["login", "--email", "lin@example.com"])
+        .url(&cli.url)
+        .env("PROMPTVAULT_PASSWORD", "a long enough passphrase")
+        .run()
+        .await;
+    let token = ok.ok().trim().to_owned();
+    assert!(token.starts_with("pvs_"), "{ok}");
+    let me = Call::new(&["--json", "whoami"]).url(&cli.url).token(Some(&token)).run().await.json();
+    assert_eq!(me["email"], "lin@example.com");
+    Call::new(&["logout"]).url(&cli.url).token(Some(&token)).run().await.success();
+    let after = Call::new(&["whoami"]).url(&cli.url).token(Some(&token)).run().await;
+    assert!(after.fails(5).ends_with("[session_invalid]"), "{after}");
+    // An API key has no session to end.
+    assert!(cli.run(&["logout"]).await.fails(4).ends_with("[not_a_session]"));
+    cli.stop().await;
+}

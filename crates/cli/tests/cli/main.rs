@@ -32,5 +32,6 @@ fn main() {
         audit::the_audit_trail_is_listed_exported_and_verified,
         identity::users_keys_and_roles_are_managed,
         identity::versions_go_through_review,
+        identity::sign_in_with_a_password,
     ])
 }
