@@ -353,6 +353,9 @@ mod tests {
             "detail",
             "retention_days",
             "[[audit.alerts]]",
+            "protected_labels",
+            "[auth.sessions]",
+            "idle_timeout_minutes",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }
