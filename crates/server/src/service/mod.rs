@@ -171,6 +171,25 @@ impl Registry {
         self.deny(who, action, resource, name, decision.reason).await
     }
 
+    /// The rules of the version's lifecycle state: drafts and versions in
+    /// review are for those working on the template, from the web
+    /// deployment. A refusal is audited and answered with 403.
+    async fn authorize_version(
+        &self,
+        who: &Principal,
+        template: &promptvault_core::model::Template,
+        version: &promptvault_core::model::Version,
+        action: Action,
+    ) -> Result<()> {
+        let target = template_target(template);
+        let decision =
+            promptvault_core::authz::lifecycle::decide_version(who, version.seq, version.status, &target);
+        if decision.allowed {
+            return Ok(());
+        }
+        self.deny(who, action, Resource::Template, Some(template.name.as_str()), decision.reason).await
+    }
+
     /// Refuses early, before anything is loaded, when no role of the
     /// principal grants the action on the resource in any scope: a denied
     /// caller learns nothing about what exists.

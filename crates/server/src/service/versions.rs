@@ -110,6 +110,7 @@ impl Registry {
             Some(name.as_str()),
         )
         .await?;
+        self.authorize_version(who, &found.0, &found.1, Action::Read).await?;
         self.audit_ok(
             who,
             "version.read",
@@ -327,6 +328,8 @@ impl Registry {
             Some(v) => self.version_or_404(&template, v).await?,
             None => self.version_before(&template, to.seq).await?.unwrap_or_else(|| to.clone()),
         };
+        self.authorize_version(who, &template, &from, Action::Read).await?;
+        self.authorize_version(who, &template, &to, Action::Read).await?;
         let labels = (
             format!("{name} v{} ({})", from.seq, from.version),
             format!("{name} v{} ({})", to.seq, to.version),

@@ -121,6 +121,7 @@ pub async fn protected_labels_hold_only_approved_versions(db: Arc<TestDb>) {
 pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
     let mut s = TestServer::start(&db).await;
     s.template("gov/hello", "Hello {{ name }}", &["name"]).await;
+    approve(&db, &s, "gov/hello", 1).await;
     let consumer = key_with_role(&db, &s, "consumer").await;
     let viewer = key_with_role(&db, &s, "viewer").await;
     let author = key_with_role(&db, &s, "author").await;
@@ -162,13 +163,28 @@ pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
         .ok(201);
     let r = author.get("/api/v1/audit/events").await;
     r.problem(403, "forbidden");
+    // The author's new version is a draft: not for consumers yet.
+    let r = consumer.get("/api/v1/templates/gov%2Fhello?version=2").await;
+    r.problem(403, "forbidden");
+    assert!(r.body["detail"].as_str().unwrap().contains("draft"), "{:?}", r.body);
+    // Drafts stay on the web deployment, even for an admin.
+    let me = s.get("/api/v1/me").await.ok(200)["id"].as_str().unwrap().to_owned();
+    let key = s
+        .post(&format!("/api/v1/users/{me}/keys"), &json!({"name": "desk", "deployment": "electron_local"}))
+        .await;
+    let mut desk = s.anonymous();
+    desk.token = Some(key.ok(201)["token"].as_str().unwrap().to_owned());
+    let r = desk.get("/api/v1/templates/gov%2Fhello?version=2").await;
+    r.problem(403, "forbidden");
+    assert!(r.body["detail"].as_str().unwrap().contains("web_application only"), "{:?}", r.body);
+    desk.get("/api/v1/templates/gov%2Fhello?version=1").await.ok(200);
 
     // The trail, read by the admin: the consumer's refusals are there with
     // the reason, the render and the author's version too.
     let events = s.get("/api/v1/audit/events?limit=1000").await;
     let items = events.ok(200)["items"].as_array().unwrap().clone();
     let denied: Vec<&Value> = items.iter().filter(|e| e["outcome"] == "denied").collect();
-    assert_eq!(denied.iter().filter(|e| e["actor"].as_str().unwrap().contains("consumer key")).count(), 6);
+    assert_eq!(denied.iter().filter(|e| e["actor"].as_str().unwrap().contains("consumer key")).count(), 7);
     assert!(denied.iter().all(|e| !e["reason"].as_str().unwrap_or("").is_empty()));
     assert!(items.iter().any(|e| e["action"] == "template.execute" && e["outcome"] == "success"));
     assert!(
@@ -219,6 +235,8 @@ pub async fn users_keys_and_custom_roles_through_the_api(db: Arc<TestDb>) {
     let mut s = TestServer::start(&db).await;
     s.template("team/a/one", "Hello {{ name }}", &["name"]).await;
     s.template("team/b/two", "Hi {{ name }}", &["name"]).await;
+    approve(&db, &s, "team/a/one", 1).await;
+    approve(&db, &s, "team/b/two", 1).await;
 
     // A custom role scoped to a folder, a user holding it, a key for them.
     s.post("/api/v1/roles", &json!({"name": "team-a", "permissions": ["template:read@folder=team/a", "template:execute@folder=team/a"]}))

@@ -153,6 +153,8 @@ fn principal(role: &str) -> Principal {
 pub async fn every_route_and_role_follow_the_policy(db: Arc<TestDb>) {
     let mut s = TestServer::start(&db).await;
     s.template("rr/t", "Hello {{ name }}", &["name"]).await;
+    // Released, so every reader sees it (drafts are for contributors).
+    super::governance::approve(&db, &s, "rr/t", 1).await;
     s.put("/api/v1/templates/rr%2Ft/labels/staging", &json!({"version": 1})).await.ok(200);
     let rendered = s
         .post("/api/v1/templates/rr%2Ft/render", &json!({"version": 1, "parameters": {"name": "Ada"}}))
