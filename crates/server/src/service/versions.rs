@@ -88,7 +88,13 @@ impl Registry {
         let t = self.template_or_404(name).await?;
         self.authorize(who, Action::Read, Resource::Template, &template_target(&t), Some(name.as_str()))
             .await?;
-        let versions = self.store.list_versions(t.id, page).await?;
+        let mut versions = self.store.list_versions(t.id, page).await?;
+        // What the caller may not see by the state rules is left out (a
+        // page may come back shorter; the cursor still goes on).
+        let target = template_target(&t);
+        versions.items.retain(|v| {
+            promptvault_core::authz::lifecycle::decide_version(who, v.seq, v.status, &target).allowed
+        });
         self.audit_ok(who, "version.list", Resource::Template, Some(name.as_str()), Value::Null).await;
         Ok((t, versions))
     }

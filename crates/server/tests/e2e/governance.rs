@@ -167,6 +167,10 @@ pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
     let r = consumer.get("/api/v1/templates/gov%2Fhello?version=2").await;
     r.problem(403, "forbidden");
     assert!(r.body["detail"].as_str().unwrap().contains("draft"), "{:?}", r.body);
+    let listed = consumer.get("/api/v1/templates/gov%2Fhello/versions").await;
+    let seqs: Vec<i64> =
+        listed.ok(200)["items"].as_array().unwrap().iter().map(|v| v["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1], "the draft is left out of the consumer's list");
     // Drafts stay on the web deployment, even for an admin.
     let me = s.get("/api/v1/me").await.ok(200)["id"].as_str().unwrap().to_owned();
     let key = s
