@@ -42,6 +42,15 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub log: LogSettings,
     pub audit: AuditSettings,
+    pub auth: AuthSettings,
+}
+
+/// `[auth]`: the ways in besides API keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `[auth.jwt]`: bearer JWTs from an identity provider.
+    pub jwt: crate::jwt::JwtSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +135,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             log: LogSettings::default(),
             audit: AuditSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
