@@ -5,6 +5,7 @@ mod api;
 mod catalog;
 mod governance;
 mod input;
+mod jwt;
 mod policy;
 mod render;
 mod support;
@@ -44,6 +45,11 @@ fn main() {
             governance::lifecycle_with_four_eyes_and_deprecation,
             governance::reviewers_racing_on_the_last_approval,
             policy::every_route_and_role_follow_the_policy,
+            jwt::known_users_sign_in_with_hs256_tokens,
+            jwt::auto_provisioning_creates_each_user_once,
+            jwt::refused_tokens_are_audited_and_change_nothing,
+            jwt::asymmetric_tokens_verify_against_a_jwks,
+            jwt::bad_jwt_settings_stop_the_start,
         ],
         promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],
     )
