@@ -446,4 +446,16 @@ mod tests {
         // Upper-case hex is not our format, so it gets a derived prefix.
         assert!(token_prefix("pv_ABCDEF0123_xxxxxxxxxxxxxxxx").starts_with("h_"));
     }
+
+    #[test]
+    fn only_jwt_shaped_tokens_go_to_the_verifier() {
+        assert!(looks_like_jwt("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"));
+        // Unsigned tokens too, so that they are refused as such.
+        assert!(looks_like_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0."));
+        assert!(!looks_like_jwt(generate_token().expose()));
+        assert!(!looks_like_jwt("an-operator-chosen-admin-token-of-32+chars"));
+        for other in ["a.b", "a.b.c.d", ".b.c", "a..c", "a.b+.c", "a.b.c=", "a b.c.d"] {
+            assert!(!looks_like_jwt(other), "{other}");
+        }
+    }
 }

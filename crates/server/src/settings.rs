@@ -325,6 +325,19 @@ mod tests {
             "detail",
             "retention_days",
             "[[audit.alerts]]",
+            "[auth.jwt]",
+            "hs256_secret_file",
+            "jwks_url",
+            "issuer",
+            "audience",
+            "algorithms",
+            "leeway_seconds",
+            "jwks_cache_seconds",
+            "jwks_min_refresh_seconds",
+            "user_claim",
+            "email_claim",
+            "auto_provision",
+            "default_role",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }
@@ -334,6 +347,27 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = toml::from_str::<Settings>("lsten = \"x\"").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth.jwt]\nsecret = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth]\nsessions = 1").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn jwt_settings_are_off_by_default_and_read_from_auth_jwt() {
+        let s = Settings::default();
+        assert!(!s.auth.jwt.enabled);
+        let s: Settings = toml::from_str(
+            "[auth.jwt]\nenabled = true\njwks_url = \"https://idp.example.com/jwks.json\"\n\
+             audience = \"authenticated\"\nauto_provision = true\ndefault_role = \"viewer\"",
+        )
+        .expect("parses");
+        let jwt = &s.auth.jwt;
+        assert!(jwt.enabled && jwt.auto_provision);
+        assert_eq!(jwt.jwks_url.as_deref(), Some("https://idp.example.com/jwks.json"));
+        assert_eq!(jwt.audience.as_deref(), Some(&["authenticated".to_owned()][..]));
+        assert_eq!(jwt.default_role.as_deref(), Some("viewer"));
+        assert_eq!(jwt.user_claim, "sub", "unset keys keep their defaults");
     }
 
     #[test]
