@@ -278,3 +278,42 @@ async fn write_batch(store: &Arc<dyn Store>, batch: Vec<Msg>, stopping: bool) {
         let _ = done.send(());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal() -> NewAuditEvent {
+        NewAuditEvent::new(chrono::Utc::now(), "anonymous", "auth.authenticate", "auth", AuditOutcome::Denied)
+    }
+
+    /// A log whose writer never drains the queue, as under a flood.
+    fn stalled() -> (AuditLog, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let alerts = AlertTracker::new(vec![]).expect("no rules");
+        let log = AuditLog {
+            tx,
+            level: DetailLevel::default(),
+            alerts: Arc::new(Mutex::new(alerts)),
+            dropped: Arc::default(),
+        };
+        (log, rx)
+    }
+
+    #[tokio::test]
+    async fn refusals_never_wait_and_leave_half_the_queue_to_others() {
+        let (log, mut rx) = stalled();
+        let queued = (0..QUEUE).filter(|_| log.try_record(refusal())).count();
+        assert_eq!(queued, QUEUE - RESERVED);
+        assert_eq!(log.dropped.load(Ordering::Relaxed), RESERVED as u64);
+        // Other events still find room at once.
+        let other =
+            NewAuditEvent::new(chrono::Utc::now(), "ada", "template.read", "template", AuditOutcome::Success);
+        tokio::time::timeout(Duration::from_secs(5), log.record(other)).await.expect("no wait");
+        // Once the writer catches up, refusals are queued again.
+        for _ in 0..RESERVED {
+            rx.try_recv().expect("queued");
+        }
+        assert!(log.try_record(refusal()));
+    }
+}
