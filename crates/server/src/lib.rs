@@ -43,6 +43,8 @@ pub enum StartError {
     Settings(#[from] settings::SettingsError),
     #[error("database: {0}")]
     Store(StoreError),
+    #[error("configuration: {0}")]
+    Jwt(#[from] jwt::JwtConfigError),
     #[error("{0}")]
     Io(String),
 }
@@ -68,6 +70,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         StartError::Io(format!("cannot create data directory {}: {e}", settings.data_dir.display()))
     })?;
+    let idp = identity_provider(&settings.auth.jwt)?;
     let mut options = StoreOptions::new(settings.database_url().expose());
     options.pg_schema = settings.pg_schema.clone();
     options.max_connections = settings.max_connections;
@@ -126,9 +129,14 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             }
         })
     };
-    let auth = Arc::new(
-        auth::Authenticator::new(store.clone(), registry.auth_epoch()).with_sessions(settings.auth.sessions),
-    );
+    let mut auth =
+        auth::Authenticator::new(store.clone(), registry.auth_epoch(), registry.audit_log().clone())
+            .with_sessions(settings.auth.sessions);
+    if let Some(idp) = idp {
+        check_default_role(&store, idp.default_role()).await;
+        auth = auth.with_identity_provider(idp);
+    }
+    let auth = Arc::new(auth);
     let state = state::AppState { registry, auth, metrics, body_limit: settings.body_limit_bytes };
     let app =
         axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));
@@ -147,6 +155,41 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     });
     tracing::info!(%local_addr, backend = store.backend().as_str(), "promptvault listening");
     Ok(Server { local_addr, stop, http, usage, audit, store, bootstrap, upkeep })
+}
+
+/// The `[auth.jwt]` identity provider, when enabled; bad settings stop the
+/// start with what to change.
+fn identity_provider(settings: &jwt::JwtSettings) -> Result<Option<auth::IdentityProvider>, StartError> {
+    if !settings.enabled {
+        if settings.hs256_secret.is_some()
+            || settings.hs256_secret_file.is_some()
+            || settings.jwks_url.is_some()
+        {
+            tracing::warn!("auth.jwt has keys configured but enabled = false: JWTs are not accepted");
+        }
+        return Ok(None);
+    }
+    // reqwest needs a TLS provider installed before the first client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("promptvault/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| StartError::Io(format!("cannot build the HTTP client for auth.jwt.jwks_url: {e}")))?;
+    let idp = auth::IdentityProvider::new(settings, http)?;
+    tracing::info!(?idp, "bearer JWTs of the identity provider are accepted");
+    Ok(Some(idp))
+}
+
+/// Warns when provisioned users would get no role because the default one
+/// does not exist (a custom role may still be created later).
+async fn check_default_role(store: &Arc<dyn Store>, role: Option<&str>) {
+    let Some(role) = role else { return };
+    if promptvault_core::authz::builtin::role_named(role).is_some() {
+        return;
+    }
+    if let Ok(None) = store.get_role(role).await {
+        tracing::warn!(role, "auth.jwt.default_role is neither a built-in nor a custom role (yet)");
+    }
 }
 
 /// Retention: purges audit events older than the configured age (hourly),

@@ -48,11 +48,13 @@ pub struct Settings {
     pub auth: AuthSettings,
 }
 
-/// `[auth]`: how people and programs sign in besides API keys.
+/// `[auth]`: the ways in besides API keys.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// Web sessions from password sign-in.
+    /// `[auth.jwt]`: bearer JWTs from an identity provider.
+    pub jwt: crate::jwt::JwtSettings,
+    /// `[auth.sessions]`: web sessions from password sign-in.
     pub sessions: crate::session::SessionSettings,
 }
 
@@ -356,6 +358,19 @@ mod tests {
             "protected_labels",
             "[auth.sessions]",
             "idle_timeout_minutes",
+            "[auth.jwt]",
+            "hs256_secret_file",
+            "jwks_url",
+            "issuer",
+            "audience",
+            "algorithms",
+            "leeway_seconds",
+            "jwks_cache_seconds",
+            "jwks_min_refresh_seconds",
+            "user_claim",
+            "email_claim",
+            "auto_provision",
+            "default_role",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }
@@ -365,6 +380,29 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = toml::from_str::<Settings>("lsten = \"x\"").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth.jwt]\nsecret = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth]\nsession = 1").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth.sessions]\nidle_minutes = 5").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn jwt_settings_are_off_by_default_and_read_from_auth_jwt() {
+        let s = Settings::default();
+        assert!(!s.auth.jwt.enabled);
+        let s: Settings = toml::from_str(
+            "[auth.jwt]\nenabled = true\njwks_url = \"https://idp.example.com/jwks.json\"\n\
+             audience = \"authenticated\"\nauto_provision = true\ndefault_role = \"viewer\"",
+        )
+        .expect("parses");
+        let jwt = &s.auth.jwt;
+        assert!(jwt.enabled && jwt.auto_provision);
+        assert_eq!(jwt.jwks_url.as_deref(), Some("https://idp.example.com/jwks.json"));
+        assert_eq!(jwt.audience.as_deref(), Some(&["authenticated".to_owned()][..]));
+        assert_eq!(jwt.default_role.as_deref(), Some("viewer"));
+        assert_eq!(jwt.user_claim, "sub", "unset keys keep their defaults");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod api;
 mod catalog;
 mod governance;
 mod input;
+mod jwt;
 mod policy;
 mod render;
 mod sessions;
@@ -47,6 +48,11 @@ fn main() {
             governance::protected_labels_hold_only_approved_versions,
             sessions::passwords_sign_in_to_sessions_that_end,
             policy::every_route_and_role_follow_the_policy,
+            jwt::known_users_sign_in_with_hs256_tokens,
+            jwt::auto_provisioning_creates_each_user_once,
+            jwt::refused_tokens_are_audited_and_change_nothing,
+            jwt::asymmetric_tokens_verify_against_a_jwks,
+            jwt::bad_jwt_settings_stop_the_start,
         ],
         promptvault_testkit::cases![catalog::servers_sharing_postgres_see_each_others_writes,],
     )
