@@ -40,6 +40,14 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// Where raised alerts go besides the log and the audit trail: the hook
+/// point for outbound webhooks. Called on the request's task, so an
+/// implementation hands the alert off (a channel, a spawned task) rather
+/// than doing I/O in place.
+pub trait AlertHook: Send + Sync + 'static {
+    fn raised(&self, alert: &promptvault_core::audit::Alert);
+}
+
 /// The sending side, held by the registry.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -48,6 +56,7 @@ pub struct AuditLog {
     alerts: Arc<Mutex<AlertTracker>>,
     /// Events [`AuditLog::try_record`] could not queue.
     dropped: Arc<AtomicU64>,
+    hooks: Arc<std::sync::RwLock<Vec<Arc<dyn AlertHook>>>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -68,11 +77,25 @@ pub fn start(store: Arc<dyn Store>, level: DetailLevel, alerts: AlertTracker) ->
     let (tx, rx) = mpsc::channel(QUEUE);
     let stop = CancellationToken::new();
     let handle = tokio::spawn(run(store, rx, stop.clone()));
-    let log = AuditLog { tx, level, alerts: Arc::new(Mutex::new(alerts)), dropped: Arc::default() };
+    let log = AuditLog {
+        tx,
+        level,
+        alerts: Arc::new(Mutex::new(alerts)),
+        dropped: Arc::default(),
+        hooks: Arc::default(),
+    };
     (log, AuditWriter { handle, stop })
 }
 
 impl AuditLog {
+    /// Adds a receiver of every alert raised from now on (outbound
+    /// webhooks will be one).
+    pub fn add_alert_hook(&self, hook: Arc<dyn AlertHook>) {
+        if let Ok(mut hooks) = self.hooks.write() {
+            hooks.push(hook);
+        }
+    }
+
     #[must_use]
     pub fn level(&self) -> DetailLevel {
         self.level
@@ -132,7 +155,11 @@ impl AuditLog {
                     "audit alert"
                 );
                 metrics::counter!("promptvault_audit_alerts_total").increment(1);
-                // The hook point for outbound webhooks (a later capability).
+                if let Ok(hooks) = self.hooks.read() {
+                    for hook in hooks.iter() {
+                        hook.raised(&alert);
+                    }
+                }
                 alert.to_event()
             })
             .collect()
@@ -296,8 +323,46 @@ mod tests {
             level: DetailLevel::default(),
             alerts: Arc::new(Mutex::new(alerts)),
             dropped: Arc::default(),
+            hooks: Arc::default(),
         };
         (log, rx)
+    }
+
+    struct Collect(Mutex<Vec<promptvault_core::audit::Alert>>);
+
+    impl AlertHook for Collect {
+        fn raised(&self, alert: &promptvault_core::audit::Alert) {
+            self.0.lock().unwrap().push(alert.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn alerts_reach_the_hooks_once_per_window() {
+        let (mut log, _rx) = stalled();
+        let rule = promptvault_core::audit::AlertRule {
+            name: "denials".into(),
+            outcome: AuditOutcome::Denied,
+            action_prefix: Some("auth.".into()),
+            threshold: 3,
+            window_minutes: 5,
+        };
+        log.alerts = Arc::new(Mutex::new(AlertTracker::new(vec![rule]).unwrap()));
+        let hook = Arc::new(Collect(Mutex::new(Vec::new())));
+        log.add_alert_hook(hook.clone());
+        for _ in 0..2 {
+            log.record(refusal()).await;
+        }
+        assert!(hook.0.lock().unwrap().is_empty(), "below the threshold");
+        for _ in 0..5 {
+            log.record(refusal()).await;
+        }
+        let raised = hook.0.lock().unwrap().clone();
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!((raised[0].rule.as_str(), raised[0].count), ("denials", 3));
+        // Someone else's successes do not count.
+        let ok = NewAuditEvent::new(chrono::Utc::now(), "ada", "auth.login", "user", AuditOutcome::Success);
+        log.record(ok).await;
+        assert_eq!(hook.0.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
