@@ -168,6 +168,16 @@ with open(os.path.join(work, "render.json"), "w") as f:
 PY
 
 api POST /templates "$work/create.json" >/dev/null
+# `production` is protected: version 1 goes through review first (submitted
+# by the admin, approved by a reviewer: four eyes), then the label moves.
+echo '{}' >"$work/empty.json"
+echo '{"email": "bench-reviewer@example.com", "roles": ["reviewer"]}' >"$work/reviewer.json"
+echo '{"name": "bench reviewer"}' >"$work/key.json"
+api POST "/templates/$path_name/versions/1/submit" "$work/empty.json" >/dev/null
+reviewer_id="$(api POST /users "$work/reviewer.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+reviewer_token="$(api POST "/users/$reviewer_id/keys" "$work/key.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+curl -fsS -X POST -H "Authorization: Bearer $reviewer_token" -H "Content-Type: application/json" \
+    --data-binary "@$work/empty.json" "$base/api/v1/templates/$path_name/versions/1/approve" >/dev/null
 api PUT "/templates/$path_name/labels/production" "$work/label.json" >/dev/null
 # Warm the caches (resolved version, compiled template) and check the answers.
 warmup_renders=3

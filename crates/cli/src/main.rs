@@ -104,6 +104,11 @@ enum Command {
     Reviews,
     /// Who the token belongs to.
     Whoami,
+    /// Sign in with your e-mail address and password (piped in, or in
+    /// PROMPTVAULT_PASSWORD); prints a session token for PROMPTVAULT_TOKEN.
+    Login(cmd::session::LoginArgs),
+    /// End the web session whose token PROMPTVAULT_TOKEN holds.
+    Logout,
     /// Authorization: explain why a principal may or may not do something.
     #[command(subcommand)]
     Authz(cmd::identity::AuthzCommand),
@@ -242,6 +247,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Prompt(a) => cmd::render::prompt(&client()?, out, a).await,
         Command::Audit(a) => cmd::audit::run(&client()?, out, a).await,
         Command::Whoami => cmd::identity::whoami(&client()?, out).await,
+        Command::Login(a) => cmd::session::login(&client()?, out, a).await,
+        Command::Logout => cmd::session::logout(&client()?).await,
         Command::Submit(a) => cmd::lifecycle::decide(&client()?, out, "submit", a).await,
         Command::Approve(a) => cmd::lifecycle::decide(&client()?, out, "approve", a).await,
         Command::Reject(a) => cmd::lifecycle::decide(&client()?, out, "reject", a).await,

@@ -1,11 +1,21 @@
-//! Bearer API keys.
+//! Bearer tokens: API keys, and JWTs from an identity provider.
 //!
-//! A token looks like `pv_<10 hex>_<48 hex>`: the first part (the prefix) is
+//! A key looks like `pv_<10 hex>_<48 hex>`: the first part (the prefix) is
 //! public and finds the key; the database keeps only SHA-256 of the whole
 //! token, compared in constant time. A token of another shape (an admin
 //! token chosen by the operator) is found by a prefix derived from its hash.
-//! Verified keys are cached for a few seconds so a request does not cost a
-//! database round trip.
+//!
+//! When `[auth.jwt]` is enabled, a token shaped like a JWT (three base64url
+//! parts joined by dots, which no key contains) is verified by
+//! [`crate::jwt::JwtVerifier`] and mapped to a user instead ([`idp`]).
+//!
+//! Verified tokens are cached for a few seconds (never past a JWT's `exp`)
+//! so a request does not cost a database round trip; a change to users,
+//! keys or roles empties the cache (the auth epoch). Every refusal (401) is
+//! audited as `auth.authenticate`, denied, without waiting
+//! ([`crate::service::audit::AuditLog::try_record`]).
+
+mod idp;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,19 +23,28 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
+use promptvault_core::audit::{AuditOutcome, NewAuditEvent};
 use promptvault_core::authz::{Credential, Origin, Principal, RoleDef, builtin};
 use promptvault_core::model::truncate_to_micros;
 use promptvault_core::{ApiKeyId, UserId};
 use promptvault_store::{NewApiKey, NewUser, Store};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use idp::IdentityProvider;
+
 use crate::error::ApiError;
 use crate::secret::Secret;
+use crate::service::audit::AuditLog;
 use crate::state::AppState;
+
+/// The audit action of authentication attempts.
+pub const AUTHENTICATE_ACTION: &str = "auth.authenticate";
 
 /// How long a verified key is trusted without asking the database again.
 const CACHE_TTL: Duration = Duration::from_secs(30);
@@ -56,13 +75,33 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Whether a token has the shape of a JWT: a header and a payload of
+/// base64url characters, and a signature that may be empty (so that
+/// unsigned tokens reach the verifier and are refused as such).
+#[must_use]
+pub fn looks_like_jwt(token: &str) -> bool {
+    let b64url = |p: &str| p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) => {
+            !h.is_empty() && !p.is_empty() && [h, p, s].into_iter().all(b64url)
+        }
+        _ => false,
+    }
+}
+
 struct Cached {
     principal: Principal,
     epoch: u64,
-    key: ApiKeyId,
+    via: Via,
     verified_at: Instant,
     expires_at: Option<chrono::DateTime<Utc>>,
-    touched_at: Instant,
+}
+
+/// What a cached principal came from.
+enum Via {
+    ApiKey { key: ApiKeyId, touched_at: Instant },
+    Jwt,
 }
 
 /// Turns bearer tokens into principals.
@@ -71,6 +110,10 @@ pub struct Authenticator {
     /// Bumped by the registry when users, keys or roles change.
     epoch: Arc<std::sync::atomic::AtomicU64>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    sessions: crate::session::SessionSettings,
+    audit: AuditLog,
+    /// Set when `[auth.jwt]` is enabled.
+    idp: Option<IdentityProvider>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -81,47 +124,207 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, epoch: Arc<std::sync::atomic::AtomicU64>) -> Self {
-        Self { store, epoch, cache: Mutex::new(HashMap::new()) }
+    pub fn new(store: Arc<dyn Store>, epoch: Arc<std::sync::atomic::AtomicU64>, audit: AuditLog) -> Self {
+        Self {
+            store,
+            epoch,
+            cache: Mutex::new(HashMap::new()),
+            audit,
+            idp: None,
+            sessions: crate::session::SessionSettings::default(),
+        }
     }
 
-    /// Checks a token; every failure reads the same to the caller.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+    /// Accepts JWTs of this identity provider too.
+    #[must_use]
+    pub fn with_identity_provider(mut self, idp: IdentityProvider) -> Self {
+        self.idp = Some(idp);
+        self
+    }
+
+    /// Sets how long web sessions last.
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: crate::session::SessionSettings) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// Checks a web session token: known, not past its maximum age, used
+    /// within the idle timeout, its user enabled. Activity extends it
+    /// (recorded at most once a minute).
+    pub async fn authenticate_session(&self, token: &str) -> Result<Principal, ApiError> {
         let hash = hash_token(token);
-        let now = Instant::now();
-        let mut touch = None;
-        let epoch = self.epoch.load(std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut cache) = self.cache.lock()
-            && let Some(c) = cache.get_mut(&hash)
-            && now.duration_since(c.verified_at) < CACHE_TTL
-            && c.epoch == epoch
-        {
-            if c.expires_at.is_some_and(|e| e <= Utc::now()) {
-                return Err(ApiError::unauthorized("the API key has expired"));
-            }
-            if now.duration_since(c.touched_at) >= TOUCH_EVERY {
-                c.touched_at = now;
-                touch = Some(c.key);
-            }
-            let principal = c.principal.clone();
-            drop(cache);
-            if let Some(key) = touch {
-                self.touch(key);
-            }
-            return Ok(principal);
-        }
-        let record = self.store.find_api_key(&token_prefix(token)).await.map_err(|e| {
-            tracing::error!(error = %e, "key lookup failed");
+        let unavailable = |e: promptvault_store::StoreError| {
+            tracing::error!(error = %e, "session lookup failed");
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
                 "authentication is temporarily unavailable",
             )
+        };
+        let Some(record) = self.store.find_session(&hash).await.map_err(unavailable)? else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_invalid",
+                "the session is not valid (signed out, or never existed); sign in again",
+            ));
+        };
+        let now = Utc::now();
+        if record.expires_at <= now {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_expired",
+                "the session has reached its maximum age; sign in again",
+            ));
+        }
+        if record.last_seen_at + self.sessions.idle_timeout() <= now {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_expired",
+                format!(
+                    "the session ended after {} minutes without activity; sign in again",
+                    self.sessions.idle_timeout_minutes
+                ),
+            ));
+        }
+        let user = self.store.get_user(record.user_id).await.map_err(unavailable)?;
+        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_invalid",
+                "the user of this session is disabled or deleted",
+            ));
+        };
+        if now - record.last_seen_at >= chrono::Duration::seconds(60) {
+            let store = self.store.clone();
+            let at = truncate_to_micros(now);
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(&hash, at).await {
+                    tracing::warn!(error = %e, "could not record session activity");
+                }
+            });
+        }
+        let roles = self.resolve_roles(&user.roles).await;
+        Ok(crate::service::session::session_principal(&user, roles))
+    }
+
+    /// Checks a bearer token; `origin` is the request's, for the principal
+    /// and the audit trail. Every failure of a kind reads the same to the
+    /// caller.
+    pub async fn authenticate(&self, token: &str, origin: &Origin) -> Result<Principal, ApiError> {
+        if token.starts_with(crate::session::TOKEN_PREFIX) {
+            return self.authenticate_session(token).await.map(|p| Principal { origin: origin.clone(), ..p });
+        }
+        let hash = hash_token(token);
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(hit) = self.cached(&hash, epoch) {
+            return hit.map(|p| Principal { origin: origin.clone(), ..p });
+        }
+        let principal = match &self.idp {
+            Some(idp) if looks_like_jwt(token) => {
+                let (principal, expires_at) = self.jwt_principal(idp, token, origin).await?;
+                self.remember(hash, &principal, epoch, Via::Jwt, Some(expires_at));
+                principal
+            }
+            _ => self.key_principal(token, &hash, epoch).await?,
+        };
+        Ok(Principal { origin: origin.clone(), ..principal })
+    }
+
+    /// Records a refused authentication (any 401), without waiting: see
+    /// [`AuditLog::try_record`]. The actor is `anonymous (<address>)`, so
+    /// alert thresholds count refusals per client address.
+    pub fn record_refusal(&self, error: &ApiError, origin: &Origin, token: Option<&str>) {
+        if error.status != StatusCode::UNAUTHORIZED {
+            return;
+        }
+        metrics::counter!("promptvault_auth_refused_total").increment(1);
+        let actor = match &origin.client_addr {
+            Some(addr) => format!("anonymous ({addr})"),
+            None => "anonymous".to_owned(),
+        };
+        let credential = match token {
+            None => "none",
+            Some(t) if self.idp.is_some() && looks_like_jwt(t) => "jwt",
+            Some(_) => "api_key",
+        };
+        // The public part of one of our keys, never anything else of a token.
+        let key_prefix = token.map(token_prefix).filter(|p| p.starts_with("pv_"));
+        let mut ev = NewAuditEvent::new(
+            truncate_to_micros(Utc::now()),
+            actor,
+            AUTHENTICATE_ACTION,
+            "auth",
+            AuditOutcome::Denied,
+        );
+        ev.reason = Some(error.detail.clone());
+        ev.request_id = origin.request_id.clone();
+        ev.client_addr = origin.client_addr.clone();
+        ev.details = self.audit.level().details(json!({
+            "credential": credential,
+            "code": error.extra.get("reason").cloned().unwrap_or_else(|| json!(error.code)),
+            "key_prefix": key_prefix,
+        }));
+        self.audit.try_record(ev);
+    }
+
+    /// A cached verification still good for this epoch, if any.
+    fn cached(&self, hash: &[u8; 32], epoch: u64) -> Option<Result<Principal, ApiError>> {
+        let now = Instant::now();
+        let mut touch = None;
+        let hit = {
+            let mut cache = self.cache.lock().ok()?;
+            let c = cache.get_mut(hash)?;
+            if now.duration_since(c.verified_at) >= CACHE_TTL || c.epoch != epoch {
+                return None;
+            }
+            let expired = c.expires_at.is_some_and(|e| e <= Utc::now());
+            match &mut c.via {
+                // Verified again, so that the refusal says why.
+                Via::Jwt if expired => return None,
+                Via::Jwt => Ok(c.principal.clone()),
+                Via::ApiKey { .. } if expired => Err(ApiError::unauthorized("the API key has expired")),
+                Via::ApiKey { key, touched_at } => {
+                    if now.duration_since(*touched_at) >= TOUCH_EVERY {
+                        *touched_at = now;
+                        touch = Some(*key);
+                    }
+                    Ok(c.principal.clone())
+                }
+            }
+        };
+        if let Some(key) = touch {
+            self.touch(key);
+        }
+        Some(hit)
+    }
+
+    fn remember(
+        &self,
+        hash: [u8; 32],
+        principal: &Principal,
+        epoch: u64,
+        via: Via,
+        expires_at: Option<chrono::DateTime<Utc>>,
+    ) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            let principal = Principal { origin: Origin::default(), ..principal.clone() };
+            cache.insert(hash, Cached { principal, epoch, via, verified_at: Instant::now(), expires_at });
+        }
+    }
+
+    async fn key_principal(&self, token: &str, hash: &[u8; 32], epoch: u64) -> Result<Principal, ApiError> {
+        let record = self.store.find_api_key(&token_prefix(token)).await.map_err(|e| {
+            tracing::error!(error = %e, "key lookup failed");
+            unavailable()
         })?;
         let Some(record) = record else {
             return Err(ApiError::unauthorized("the API key is not valid"));
         };
-        if !bool::from(record.secret_hash.ct_eq(&hash)) {
+        if !bool::from(record.secret_hash.ct_eq(hash)) {
             return Err(ApiError::unauthorized("the API key is not valid"));
         }
         if record.revoked_at.is_some() {
@@ -142,22 +345,8 @@ impl Authenticator {
             deployment: record.deployment.as_deref().and_then(|d| d.parse().ok()),
             origin: Origin::default(),
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(
-                hash,
-                Cached {
-                    principal: principal.clone(),
-                    epoch,
-                    key: record.id,
-                    verified_at: now,
-                    expires_at: record.expires_at,
-                    touched_at: now,
-                },
-            );
-        }
+        let via = Via::ApiKey { key: record.id, touched_at: Instant::now() };
+        self.remember(*hash, &principal, epoch, via, record.expires_at);
         self.touch(record.id);
         Ok(principal)
     }
@@ -190,32 +379,79 @@ impl Authenticator {
     }
 }
 
+/// The service is fine but cannot check credentials right now.
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "authentication is temporarily unavailable",
+    )
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
+        let origin = origin_of(parts);
+        match presented_token(parts) {
+            Ok(token) => state
+                .auth
+                .authenticate(token, &origin)
+                .await
+                .inspect_err(|e| state.auth.record_refusal(e, &origin, Some(token))),
+            Err(e) => {
+                state.auth.record_refusal(&e, &origin, None);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The token a request presents: a bearer token, or else the web session
+/// cookie. A request that changes something on the strength of the cookie
+/// must carry the CSRF header.
+pub fn presented_token(parts: &Parts) -> Result<&str, ApiError> {
+    let Some(header) = parts.headers.get(AUTHORIZATION) else {
+        let cookie = parts
             .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("send an API key: Authorization: Bearer <token>"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("use the Bearer scheme: Authorization: Bearer <token>"))?;
-        let mut principal = state.auth.authenticate(token).await?;
-        principal.origin = Origin {
-            request_id: parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
-            client_addr: parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(crate::session::from_cookie_header);
+        let Some(token) = cookie else {
+            return Err(ApiError::unauthorized("send a token: Authorization: Bearer <token>"));
         };
-        Ok(principal)
+        if !parts.method.is_safe() && !parts.headers.contains_key(crate::session::CSRF_HEADER) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "csrf_header_missing",
+                format!(
+                    "a change made with the session cookie needs the {} header",
+                    crate::session::CSRF_HEADER
+                ),
+            ));
+        }
+        return Ok(token);
+    };
+    let value =
+        header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("use the Bearer scheme: Authorization: Bearer <token>"))
+}
+
+/// Where a request comes from, for the audit trail.
+#[must_use]
+pub fn origin_of(parts: &Parts) -> Origin {
+    Origin {
+        request_id: parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        client_addr: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
     }
 }
 
@@ -312,5 +548,17 @@ mod tests {
         assert_eq!(p, token_prefix("an-operator-chosen-admin-token-of-32+chars"));
         // Upper-case hex is not our format, so it gets a derived prefix.
         assert!(token_prefix("pv_ABCDEF0123_xxxxxxxxxxxxxxxx").starts_with("h_"));
+    }
+
+    #[test]
+    fn only_jwt_shaped_tokens_go_to_the_verifier() {
+        assert!(looks_like_jwt("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"));
+        // Unsigned tokens too, so that they are refused as such.
+        assert!(looks_like_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0."));
+        assert!(!looks_like_jwt(generate_token().expose()));
+        assert!(!looks_like_jwt("an-operator-chosen-admin-token-of-32+chars"));
+        for other in ["a.b", "a.b.c.d", ".b.c", "a..c", "a.b+.c", "a.b.c=", "a b.c.d"] {
+            assert!(!looks_like_jwt(other), "{other}");
+        }
     }
 }

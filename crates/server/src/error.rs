@@ -124,6 +124,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::PRECONDITION_REQUIRED, "precondition_required", detail)
             }
             ServiceError::Forbidden { detail } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            ServiceError::Unauthenticated { code, detail } => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
+            }
             ServiceError::Render(r) => render_error(r),
             ServiceError::Unavailable(detail) => {
                 tracing::warn!(%detail, "service unavailable");

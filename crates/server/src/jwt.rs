@@ -81,7 +81,9 @@ pub struct JwtSettings {
     pub user_claim: String,
     /// The claim holding the user's email address, if any.
     pub email_claim: String,
-    /// The claim holding a role or a list of roles, if any.
+    /// The claim holding a role or a list of roles, if any. Read into
+    /// [`VerifiedClaims::roles`] only: a principal's roles are its user's
+    /// roles in promptvault, whatever the token says.
     pub role_claim: Option<String>,
     /// Create a user on the first valid token of an unknown subject.
     pub auto_provision: bool,

@@ -10,8 +10,10 @@ pub mod auth;
 pub mod error;
 pub mod jwt;
 pub mod observability;
+pub mod password;
 pub mod secret;
 pub mod service;
+pub mod session;
 pub mod settings;
 pub mod state;
 
@@ -41,6 +43,8 @@ pub enum StartError {
     Settings(#[from] settings::SettingsError),
     #[error("database: {0}")]
     Store(StoreError),
+    #[error("configuration: {0}")]
+    Jwt(#[from] jwt::JwtConfigError),
     #[error("{0}")]
     Io(String),
 }
@@ -68,6 +72,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     })?;
     // The governance files are checked before anything is opened.
     let governance_files = service::governance::read_files(&settings.governance)?;
+    let idp = identity_provider(&settings.auth.jwt)?;
     let mut options = StoreOptions::new(settings.database_url().expose());
     options.pg_schema = settings.pg_schema.clone();
     options.max_connections = settings.max_connections;
@@ -106,7 +111,9 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             settings.default_label(),
             settings.render_limits(),
         )
-        .with_governance(governance),
+        .with_governance(governance)
+        .with_protected_labels(settings.protected_labels())
+        .with_sessions(settings.auth.sessions),
     );
     let metrics = observability::metrics_handle();
     let upkeep = {
@@ -115,9 +122,18 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         let retention_days = settings.audit.retention_days;
         tokio::spawn(async move {
             let mut last_purge: Option<std::time::Instant> = None;
+            let mut last_sweep = std::time::Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 handle.run_upkeep();
+                if last_sweep.elapsed() >= Duration::from_secs(600) {
+                    last_sweep = std::time::Instant::now();
+                    match store.delete_expired_sessions(chrono::Utc::now()).await {
+                        Ok(n) if n > 0 => tracing::info!(sessions = n, "expired web sessions removed"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "could not remove expired web sessions"),
+                    }
+                }
                 if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
                     last_purge = Some(std::time::Instant::now());
                     purge_audit(&store, retention_days).await;
@@ -125,7 +141,14 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             }
         })
     };
-    let auth = Arc::new(auth::Authenticator::new(store.clone(), registry.auth_epoch()));
+    let mut auth =
+        auth::Authenticator::new(store.clone(), registry.auth_epoch(), registry.audit_log().clone())
+            .with_sessions(settings.auth.sessions);
+    if let Some(idp) = idp {
+        check_default_role(&store, idp.default_role()).await;
+        auth = auth.with_identity_provider(idp);
+    }
+    let auth = Arc::new(auth);
     let state = state::AppState { registry, auth, metrics, body_limit: settings.body_limit_bytes };
     let app =
         axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));
@@ -144,6 +167,41 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     });
     tracing::info!(%local_addr, backend = store.backend().as_str(), "promptvault listening");
     Ok(Server { local_addr, stop, http, usage, audit, store, bootstrap, upkeep })
+}
+
+/// The `[auth.jwt]` identity provider, when enabled; bad settings stop the
+/// start with what to change.
+fn identity_provider(settings: &jwt::JwtSettings) -> Result<Option<auth::IdentityProvider>, StartError> {
+    if !settings.enabled {
+        if settings.hs256_secret.is_some()
+            || settings.hs256_secret_file.is_some()
+            || settings.jwks_url.is_some()
+        {
+            tracing::warn!("auth.jwt has keys configured but enabled = false: JWTs are not accepted");
+        }
+        return Ok(None);
+    }
+    // reqwest needs a TLS provider installed before the first client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("promptvault/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| StartError::Io(format!("cannot build the HTTP client for auth.jwt.jwks_url: {e}")))?;
+    let idp = auth::IdentityProvider::new(settings, http)?;
+    tracing::info!(?idp, "bearer JWTs of the identity provider are accepted");
+    Ok(Some(idp))
+}
+
+/// Warns when provisioned users would get no role because the default one
+/// does not exist (a custom role may still be created later).
+async fn check_default_role(store: &Arc<dyn Store>, role: Option<&str>) {
+    let Some(role) = role else { return };
+    if promptvault_core::authz::builtin::role_named(role).is_some() {
+        return;
+    }
+    if let Ok(None) = store.get_role(role).await {
+        tracing::warn!(role, "auth.jwt.default_role is neither a built-in nor a custom role (yet)");
+    }
 }
 
 /// Retention: purges audit events older than the configured age (hourly),

@@ -31,6 +31,9 @@ pub struct Settings {
     pub max_connections: u32,
     /// Label resolved when a read names neither label nor version.
     pub default_label: String,
+    /// Labels that may point only at approved versions and that only
+    /// principals allowed to publish may move or remove.
+    pub protected_labels: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
     /// Admin token for the first start (when the database has no keys).
@@ -42,7 +45,18 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub log: LogSettings,
     pub audit: AuditSettings,
+    pub auth: AuthSettings,
     pub governance: GovernanceSettings,
+}
+
+/// `[auth]`: the ways in besides API keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `[auth.jwt]`: bearer JWTs from an identity provider.
+    pub jwt: crate::jwt::JwtSettings,
+    /// `[auth.sessions]`: web sessions from password sign-in.
+    pub sessions: crate::session::SessionSettings,
 }
 
 /// Approval workflows and compliance checks configured at start.
@@ -135,6 +149,7 @@ impl Default for Settings {
             pg_schema: "prometheus".into(),
             max_connections: 8,
             default_label: "production".into(),
+            protected_labels: vec!["production".into()],
             body_limit_bytes: 1024 * 1024,
             admin_token: None,
             admin_token_file: None,
@@ -143,6 +158,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             log: LogSettings::default(),
             audit: AuditSettings::default(),
+            auth: AuthSettings::default(),
             governance: GovernanceSettings::default(),
         }
     }
@@ -228,6 +244,19 @@ impl Settings {
                 self.default_label
             ));
         }
+        for l in &self.protected_labels {
+            match LabelName::parse(l) {
+                Ok(n) if n.is_latest() => {
+                    return invalid("protected_labels cannot name `latest`: it moves by itself".into());
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return invalid(format!(
+                        "protected_labels: {l:?} is not a valid label (1-36 of a-z 0-9 _ - .)"
+                    ));
+                }
+            }
+        }
         if self.body_limit_bytes < 1024 {
             return invalid("body_limit_bytes must be at least 1024".into());
         }
@@ -241,6 +270,12 @@ impl Settings {
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid(format!("log.format must be \"text\" or \"json\", not {:?}", self.log.format));
+        }
+        let sessions = &self.auth.sessions;
+        if sessions.idle_timeout_minutes == 0 || sessions.max_age_hours == 0 {
+            return invalid(
+                "auth.sessions.idle_timeout_minutes and auth.sessions.max_age_hours must be positive".into(),
+            );
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
@@ -281,6 +316,11 @@ impl Settings {
             max_output_bytes: self.render.max_output_bytes,
             recursion_limit: self.render.recursion_limit,
         }
+    }
+
+    #[must_use]
+    pub fn protected_labels(&self) -> Vec<LabelName> {
+        self.protected_labels.iter().filter_map(|l| LabelName::parse(l).ok()).collect()
     }
 
     #[must_use]
@@ -334,6 +374,22 @@ mod tests {
             "detail",
             "retention_days",
             "[[audit.alerts]]",
+            "protected_labels",
+            "[auth.sessions]",
+            "idle_timeout_minutes",
+            "[auth.jwt]",
+            "hs256_secret_file",
+            "jwks_url",
+            "issuer",
+            "audience",
+            "algorithms",
+            "leeway_seconds",
+            "jwks_cache_seconds",
+            "jwks_min_refresh_seconds",
+            "user_claim",
+            "email_claim",
+            "auto_provision",
+            "default_role",
             "[governance]",
             "workflows_file",
             "checks_file",
@@ -368,6 +424,29 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = toml::from_str::<Settings>("lsten = \"x\"").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth.jwt]\nsecret = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth]\nsession = 1").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("[auth.sessions]\nidle_minutes = 5").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn jwt_settings_are_off_by_default_and_read_from_auth_jwt() {
+        let s = Settings::default();
+        assert!(!s.auth.jwt.enabled);
+        let s: Settings = toml::from_str(
+            "[auth.jwt]\nenabled = true\njwks_url = \"https://idp.example.com/jwks.json\"\n\
+             audience = \"authenticated\"\nauto_provision = true\ndefault_role = \"viewer\"",
+        )
+        .expect("parses");
+        let jwt = &s.auth.jwt;
+        assert!(jwt.enabled && jwt.auto_provision);
+        assert_eq!(jwt.jwks_url.as_deref(), Some("https://idp.example.com/jwks.json"));
+        assert_eq!(jwt.audience.as_deref(), Some(&["authenticated".to_owned()][..]));
+        assert_eq!(jwt.default_role.as_deref(), Some("viewer"));
+        assert_eq!(jwt.user_claim, "sub", "unset keys keep their defaults");
     }
 
     #[test]

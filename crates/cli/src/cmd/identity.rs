@@ -46,6 +46,10 @@ pub enum UserCommand {
     Delete { id: String },
     /// Replace the roles a user holds (none: hold no role).
     Roles { id: String, roles: Vec<String> },
+    /// Set a user's password for signing in: the new one piped in (or in
+    /// PROMPTVAULT_NEW_PASSWORD); for your own, the current one in
+    /// PROMPTVAULT_PASSWORD.
+    Password { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +174,7 @@ pub async fn users(c: &Client, out: Out, cmd: UserCommand) -> Result<()> {
             let r = c.put(&format!("/users/{}/roles", seg(&id)), &json!({"roles": roles})).await?;
             show_user(out, &r.body);
         }
+        UserCommand::Password { id } => super::session::set_password(c, &id).await?,
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod render;
 pub mod serve;
+pub mod session;
 pub mod versions;
 
 use std::io::{IsTerminal, Read};

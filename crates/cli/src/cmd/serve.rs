@@ -267,7 +267,49 @@ async fn tour(t: &mut Tour<'_>) -> Result<()> {
     }
 
     t.step(
-        "Point the `production` label at version 2; reads without a label resolve it",
+        "`production` is protected: it points only at approved versions, and version 2 is a draft",
+        &t.curl("PUT", "/templates/support%2Fgreeting/labels/production", Some(&json!({"version": 2}))),
+    );
+    let v2 = "/templates/support%2Fgreeting/versions/2";
+    let status = s(&t.c.get(v2).await?.body, "status");
+    if status == "approved" {
+        println!("   (version 2 was approved in an earlier run)");
+    } else {
+        match t.c.put("/templates/support%2Fgreeting/labels/production", &json!({"version": 2})).await {
+            Ok(_) => println!("   → unexpectedly accepted"),
+            Err(e) => println!("   → {}", e.message),
+        }
+        t.step(
+            "Submit version 2 for review; the compliance checks run",
+            &t.curl("POST", &format!("{v2}/submit"), Some(&json!({"comment": "formal tone"}))),
+        );
+        if status == "draft" {
+            let r = t.c.post(&format!("{v2}/submit"), &json!({"comment": "formal tone"})).await?;
+            println!("   → version 2 is {}", s(&r.body["version"], "status"));
+        }
+        t.step(
+            "You wrote it, so you cannot approve it: four eyes",
+            &t.curl("POST", &format!("{v2}/approve"), Some(&json!({}))),
+        );
+        match t.c.post(&format!("{v2}/approve"), &json!({})).await {
+            Ok(_) => println!("   → unexpectedly accepted"),
+            Err(e) => println!("   → {}", e.message),
+        }
+        t.step(
+            "A reviewer (another user, with a key of their own) approves it",
+            &t.curl("POST", "/users", Some(&json!({"email": "reviewer@example.com", "roles": ["reviewer"]}))),
+        );
+        let email = format!("reviewer-{}@example.com", chrono::Utc::now().timestamp());
+        let user = t.c.post("/users", &json!({"email": email, "roles": ["reviewer"]})).await?;
+        let key =
+            t.c.post(&format!("/users/{}/keys", s(&user.body, "id")), &json!({"name": "demo reviewer"}))
+                .await?;
+        let reviewer = Client::new(&t.base, Some(s(&key.body, "token")))?;
+        let r = reviewer.post(&format!("{v2}/approve"), &json!({"comment": "reads well"})).await?;
+        println!("   → {email} approved: version 2 is {}", s(&r.body["version"], "status"));
+    }
+    t.step(
+        "Now point `production` at version 2; reads without a label resolve it",
         &t.curl("PUT", "/templates/support%2Fgreeting/labels/production", Some(&json!({"version": 2}))),
     );
     t.c.put("/templates/support%2Fgreeting/labels/production", &json!({"version": 2})).await?;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{Cli, Db, names};
+use crate::support::{Cli, Db, names, release};
 
 const GREET_SCHEMA: &str = r#"{"type": "object",
   "properties": {"name": {"type": "string"}, "shop": {"type": "string"}},
@@ -239,6 +239,10 @@ pub async fn templates_are_shown_updated_and_deleted(db: Db) {
         assert!(out.contains(line), "{line:?} in {r}");
     }
     assert!(out.contains("hash            sha256:"), "{r}");
+    // `production` is protected: an approved version only.
+    let r = cli.run(&["labels", "set", "greet", "production", "1"]).await;
+    assert!(r.fails(4).ends_with("[label_requires_approved]"), "{r}");
+    release(&cli, "greet", "1").await;
     cli.run(&["labels", "set", "greet", "production", "1"]).await.ok();
     let r = cli.run(&["templates", "show", "greet"]).await;
     assert!(r.ok().contains("labels          latest→v1  production→v1\n"), "{r}");

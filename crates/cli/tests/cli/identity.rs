@@ -71,15 +71,60 @@ pub async fn versions_go_through_review(db: Db) {
         .json();
     let id = reviewer["id"].as_str().unwrap().to_owned();
     let token = cli.run(&["keys", "create", "r", "--user", &id]).await.ok().trim().to_owned();
+    // Not approved yet: `production` refuses it, even for the admin.
+    let r = cli.run(&["labels", "set", "l/greet", "production", "1"]).await;
+    assert!(r.fails(4).ends_with("[label_requires_approved]"), "{r}");
     let ok =
         Call::new(&["approve", "l/greet", "1", "-m", "fine"]).url(&cli.url).token(Some(&token)).run().await;
     assert_eq!(ok.ok(), "l/greet v1 is now approved\n");
+    // A reviewer approves but does not move labels.
+    let r = Call::new(&["labels", "set", "l/greet", "production", "1"])
+        .url(&cli.url)
+        .token(Some(&token))
+        .run()
+        .await;
+    assert!(r.fails(5).ends_with("[forbidden]"), "{r}");
+    cli.run(&["labels", "set", "l/greet", "production", "1"]).await.ok();
     let reviews = cli.run(&["--json", "reviews"]).await.json();
     assert_eq!(reviews["items"], serde_json::json!([]));
     let d = cli.run(&["--json", "decisions", "l/greet", "1"]).await.json();
     assert_eq!(d["items"].as_array().unwrap().len(), 2);
     cli.run(&["deprecate", "l/greet", "1", "--reason", "old"]).await.ok();
+    let r = cli.run(&["archive", "l/greet", "1"]).await;
+    assert!(r.fails(4).ends_with("[label_points_here]"), "production still serves it: {r}");
+    cli.run(&["labels", "remove", "l/greet", "production"]).await.ok();
     cli.run(&["archive", "l/greet", "1"]).await.ok();
     cli.run(&["restore", "l/greet", "1"]).await.fails(4);
+    cli.stop().await;
+}
+
+pub async fn sign_in_with_a_password(db: Db) {
+    let cli = Cli::start(&db).await;
+    let user = cli
+        .run(&["--json", "users", "create", "--email", "lin@example.com", "--role", "viewer"])
+        .await
+        .json();
+    let id = user["id"].as_str().unwrap().to_owned();
+    let r = cli.cmd(&["users", "password", &id]).stdin("short\n").run().await;
+    assert!(r.fails(6).ends_with("[weak_password]"), "{r}");
+    cli.cmd(&["users", "password", &id]).stdin("a long enough passphrase\n").run().await.success();
+
+    let wrong =
+        Call::new(&["login", "--email", "lin@example.com"]).url(&cli.url).stdin("not it\n").run().await;
+    assert!(wrong.fails(5).ends_with("[invalid_credentials]"), "{wrong}");
+    let ok = Call::new(&["login", "--email", "lin@example.com"])
+        .url(&cli.url)
+        .env("PROMPTVAULT_PASSWORD", "a long enough passphrase")
+        .run()
+        .await;
+    let token = ok.ok().trim().to_owned();
+    assert!(token.starts_with("pvs_"), "{ok}");
+    let me = Call::new(&["--json", "whoami"]).url(&cli.url).token(Some(&token)).run().await.json();
+    assert_eq!(me["email"], "lin@example.com");
+    Call::new(&["logout"]).url(&cli.url).token(Some(&token)).run().await.success();
+    let after = Call::new(&["whoami"]).url(&cli.url).token(Some(&token)).run().await;
+    assert!(after.fails(5).ends_with("[session_invalid]"), "{after}");
+    // An API key has no session to end.
+    assert!(cli.run(&["logout"]).await.fails(4).ends_with("[not_a_session]"));
     cli.stop().await;
 }

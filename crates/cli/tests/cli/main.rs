@@ -30,9 +30,11 @@ fn main() {
         misc::answers_that_are_not_the_api_are_one_line_errors,
         misc::a_closed_stdout_ends_quietly,
         serve::serve_layers_settings_and_stops_gracefully,
+        serve::jwt_settings_from_the_environment_are_checked_at_start,
         audit::the_audit_trail_is_listed_exported_and_verified,
         identity::users_keys_and_roles_are_managed,
         identity::versions_go_through_review,
+        identity::sign_in_with_a_password,
         governance::workflows_and_checks_are_set_listed_and_deleted,
     ])
 }

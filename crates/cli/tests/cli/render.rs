@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{Cli, Db, prompt_id};
+use crate::support::{Cli, Db, prompt_id, release};
 
 const SCHEMA: &str = r#"{"type": "object",
   "properties": {"name": {"type": "string", "minLength": 1}, "n": {"type": "integer", "minimum": 0}},
@@ -70,6 +70,7 @@ pub async fn render_takes_parameters_from_flags_files_and_stdin(db: Db) {
     assert!(r.fails(3).ends_with("[version_not_found]"), "{r}");
     let r = cli.run(&["render", "nope", "--label", "latest"]).await;
     assert!(r.fails(3).ends_with("[template_not_found]"), "{r}");
+    release(&cli, "r/greet", "1").await;
     cli.run(&["labels", "set", "r/greet", "production", "1"]).await.ok();
     let r = cli.run(&["render", "r/greet", "--var", "name=Gus"]).await;
     assert_eq!(r.ok(), "Hello Gus!\n");

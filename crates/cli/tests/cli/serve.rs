@@ -121,3 +121,24 @@ pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
     assert_eq!(m["total"]["times_used"], 25, "{m}");
     server.shutdown().await.expect("stop");
 }
+
+/// `[auth.jwt]` from `PROMPTVAULT_AUTH__JWT__*`: a bad value stops `serve`
+/// before it listens, saying which setting to change.
+pub async fn jwt_settings_from_the_environment_are_checked_at_start(db: Db) {
+    let data = db.dir.path().join("jwt");
+    let data = data.to_str().expect("UTF-8 path");
+    let serve = || {
+        crate::support::Call::new(&["serve", "--listen", "127.0.0.1:0", "--data-dir", data])
+            .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
+            .env("PROMPTVAULT_AUTH__JWT__ENABLED", "true")
+    };
+    let run = serve().env("PROMPTVAULT_AUTH__JWT__HS256_SECRET", "too-short").run().await;
+    assert_ne!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("auth.jwt.hs256_secret must be at least 32 bytes"), "{run}");
+    assert!(!run.stderr.contains("too-short"), "the secret is not echoed: {run}");
+    let run = serve().run().await;
+    assert!(run.code != 0 && run.stderr.contains("auth.jwt: set hs256_secret"), "{run}");
+    let run = serve().env("PROMPTVAULT_AUTH__JWT__SECRET", "x").run().await;
+    assert!(run.code != 0 && run.stderr.contains("unknown field"), "{run}");
+    assert!(!std::path::Path::new(data).join("promptvault.db").exists(), "nothing was created");
+}

@@ -358,3 +358,14 @@ pub fn http_response(status: &str, content_type: &str, body: &str) -> String {
         body.len()
     )
 }
+
+/// Takes a version through review: the admin submits it and a new reviewer
+/// (another person, so four eyes hold) approves it.
+pub async fn release(cli: &Cli, name: &str, version: &str) {
+    cli.run(&["submit", name, version]).await.ok();
+    let email = format!("reviewer-{}@example.com", uuid::Uuid::now_v7().simple());
+    let user = cli.run(&["--json", "users", "create", "--email", &email, "--role", "reviewer"]).await.json();
+    let id = user["id"].as_str().unwrap().to_owned();
+    let token = cli.run(&["keys", "create", "r", "--user", &id]).await.ok().trim().to_owned();
+    Call::new(&["approve", name, version]).url(&cli.url).token(Some(&token)).run().await.ok();
+}

@@ -180,14 +180,14 @@ pub async fn labels_are_set_listed_and_removed(db: Db) {
     cli.run(&["templates", "create", "lab", "--file", &one]).await.ok();
     cli.cmd(&["versions", "create", "lab"]).stdin("two words").run().await.ok();
 
-    let r = cli.run(&["labels", "set", "lab", "production", "1"]).await;
-    assert_eq!(r.ok(), "production of lab → v1 (1.0.0)\n");
-    let r = cli.run(&["labels", "set", "lab", "production", "1.1.0"]).await;
-    assert_eq!(r.ok(), "production of lab → v2 (1.1.0)\n");
+    let r = cli.run(&["labels", "set", "lab", "canary", "1"]).await;
+    assert_eq!(r.ok(), "canary of lab → v1 (1.0.0)\n");
+    let r = cli.run(&["labels", "set", "lab", "canary", "1.1.0"]).await;
+    assert_eq!(r.ok(), "canary of lab → v2 (1.1.0)\n");
     cli.run(&["labels", "set", "lab", "staging", "1"]).await.ok();
     let r = cli.run(&["labels", "set", "lab", "latest", "1"]).await;
     assert!(r.fails(6).ends_with("[label_reserved]"), "{r}");
-    let r = cli.run(&["labels", "set", "lab", "production", "9"]).await;
+    let r = cli.run(&["labels", "set", "lab", "canary", "9"]).await;
     assert!(r.fails(3).ends_with("[version_not_found]"), "{r}");
     let r = cli.run(&["labels", "set", "lab", "Prod!", "1"]).await;
     assert!(r.fails(6).ends_with("[invalid_name]"), "{r}");
@@ -198,21 +198,21 @@ pub async fn labels_are_set_listed_and_removed(db: Db) {
     assert_eq!(rows.len(), 4, "{r}");
     assert_eq!(rows[0], ["LABEL", "VERSION", "MOVED"], "{r}");
     assert_eq!(rows[1], ["latest", "v2", "(1.1.0)", "automatic"], "{r}");
-    assert_eq!(rows[2][..3], ["production", "v2", "(1.1.0)"], "{r}");
+    assert_eq!(rows[2][..3], ["canary", "v2", "(1.1.0)"], "{r}");
     assert_eq!(rows[3][..3], ["staging", "v1", "(1.0.0)"], "{r}");
     let l = cli.run(&["--json", "labels", "list", "lab"]).await.json();
     assert_eq!(l["items"].as_array().map(Vec::len), Some(3));
 
-    let r = cli.run(&["labels", "history", "lab", "production"]).await;
+    let r = cli.run(&["labels", "history", "lab", "canary"]).await;
     let out = r.ok();
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["production", "→", "v2", "(1.1.0)"], "{r}");
+    assert_eq!(rows[0], ["canary", "→", "v2", "(1.1.0)"], "{r}");
     assert_eq!(rows[1], ["WHEN", "FROM", "TO", "BY"], "{r}");
     // Newest first: 1 → 2, then the first setting (from nowhere) to 1.
     assert_eq!(rows[2][2..4], ["1", "2"], "{r}");
     assert_eq!(rows[3][2..4], ["-", "1"], "{r}");
     assert_eq!(rows.len(), 4, "{r}");
-    let h = cli.run(&["--json", "labels", "history", "lab", "production"]).await.json();
+    let h = cli.run(&["--json", "labels", "history", "lab", "canary"]).await.json();
     assert_eq!(h["history"].as_array().map(Vec::len), Some(2));
     insta::assert_snapshot!("labels_history", normalize(out));
 
@@ -235,19 +235,19 @@ pub async fn rollback_moves_a_label_back_or_restores_content(db: Db) {
     cli.run(&["templates", "create", "rb", "--file", &first]).await.ok();
     cli.cmd(&["versions", "create", "rb"]).stdin("second text").run().await.ok();
 
-    let r = cli.run(&["rollback", "rb", "--label", "production"]).await;
+    let r = cli.run(&["rollback", "rb", "--label", "canary"]).await;
     assert!(r.fails(3).ends_with("[label_not_found]"), "{r}");
-    cli.run(&["labels", "set", "rb", "production", "1"]).await.ok();
-    let r = cli.run(&["rollback", "rb", "--label", "production"]).await;
+    cli.run(&["labels", "set", "rb", "canary", "1"]).await.ok();
+    let r = cli.run(&["rollback", "rb", "--label", "canary"]).await;
     assert!(r.fails(4).ends_with("[no_previous_version]"), "{r}");
-    cli.run(&["labels", "set", "rb", "production", "2"]).await.ok();
+    cli.run(&["labels", "set", "rb", "canary", "2"]).await.ok();
     // Back to where the label pointed before.
-    let r = cli.run(&["rollback", "rb", "--label", "production"]).await;
-    assert_eq!(r.ok(), "production of rb → v1 (1.0.0)\n");
-    let t = cli.run(&["--json", "templates", "show", "rb"]).await.json();
+    let r = cli.run(&["rollback", "rb", "--label", "canary"]).await;
+    assert_eq!(r.ok(), "canary of rb → v1 (1.0.0)\n");
+    let t = cli.run(&["--json", "templates", "show", "rb", "--label", "canary"]).await.json();
     assert_eq!(t["version"]["template_text"], "first text");
-    let r = cli.run(&["rollback", "rb", "--label", "production", "--to", "2"]).await;
-    assert_eq!(r.ok(), "production of rb → v2 (1.1.0)\n");
+    let r = cli.run(&["rollback", "rb", "--label", "canary", "--to", "2"]).await;
+    assert_eq!(r.ok(), "canary of rb → v2 (1.1.0)\n");
 
     // A new version with version 1's content.
     let r = cli.run(&["rollback", "rb", "--from", "1", "-m", "undo"]).await;
@@ -261,7 +261,7 @@ pub async fn rollback_moves_a_label_back_or_restores_content(db: Db) {
     assert!(r.fails(3).ends_with("[version_not_found]"), "{r}");
     let r = cli.run(&["rollback", "rb"]).await;
     assert!(r.fails(2).contains("--label <LABEL>"), "--label or --from is required: {r}");
-    let r = cli.run(&["rollback", "rb", "--label", "production", "--from", "1"]).await;
+    let r = cli.run(&["rollback", "rb", "--label", "canary", "--from", "1"]).await;
     r.fails(2);
     cli.stop().await;
 }

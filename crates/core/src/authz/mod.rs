@@ -16,6 +16,7 @@
 //! operation; `promptvault authz explain` shows its [`Decision`].
 
 pub mod builtin;
+pub mod lifecycle;
 
 use std::fmt;
 use std::str::FromStr;
@@ -437,7 +438,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn deny(reason: impl Into<String>) -> Self {
+    pub(crate) fn deny(reason: impl Into<String>) -> Self {
         Self { allowed: false, reason: reason.into(), granted_by: None }
     }
 }

@@ -53,6 +53,7 @@ impl Modify for BearerAuth {
         (name = "versions", description = "Immutable snapshots with computed semantic versions"),
         (name = "labels", description = "Movable pointers to versions, and rollback"),
         (name = "render", description = "Rendering with validated parameters, outcomes and usage"),
+        (name = "sessions", description = "Password sign-in for the web UI"),
         (name = "health", description = "Liveness, readiness and Prometheus metrics"),
     ),
 )]

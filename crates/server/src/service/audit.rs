@@ -7,7 +7,15 @@
 //! failures have no transaction of their own; they go through a bounded
 //! queue to one task that appends them in batches, and a graceful shutdown
 //! drains the queue. Every event, either way, passes the alert thresholds.
+//!
+//! Refusals before authentication (a bad token, no token) can be caused by
+//! anyone at any rate, so they take [`AuditLog::try_record`]: it never
+//! waits, and it leaves part of the queue to everyone else. A flood of bad
+//! tokens therefore cannot hold up requests; past that share the surplus
+//! refusals are counted (`promptvault_audit_dropped_total`) and logged
+//! instead of written.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,10 +31,21 @@ use super::ServiceError;
 
 const BATCH: usize = 256;
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
+const QUEUE: usize = 8_192;
+/// Free slots [`AuditLog::try_record`] leaves to other events.
+const RESERVED: usize = QUEUE / 2;
 
 enum Msg {
     Event(Box<NewAuditEvent>),
     Flush(oneshot::Sender<()>),
+}
+
+/// Where raised alerts go besides the log and the audit trail: the hook
+/// point for outbound webhooks. Called on the request's task, so an
+/// implementation hands the alert off (a channel, a spawned task) rather
+/// than doing I/O in place.
+pub trait AlertHook: Send + Sync + 'static {
+    fn raised(&self, alert: &promptvault_core::audit::Alert);
 }
 
 /// The sending side, held by the registry.
@@ -35,6 +54,9 @@ pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
     level: DetailLevel,
     alerts: Arc<Mutex<AlertTracker>>,
+    /// Events [`AuditLog::try_record`] could not queue.
+    dropped: Arc<AtomicU64>,
+    hooks: Arc<std::sync::RwLock<Vec<Arc<dyn AlertHook>>>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -52,13 +74,28 @@ pub struct AuditWriter {
 
 /// Starts the writer.
 pub fn start(store: Arc<dyn Store>, level: DetailLevel, alerts: AlertTracker) -> (AuditLog, AuditWriter) {
-    let (tx, rx) = mpsc::channel(8_192);
+    let (tx, rx) = mpsc::channel(QUEUE);
     let stop = CancellationToken::new();
     let handle = tokio::spawn(run(store, rx, stop.clone()));
-    (AuditLog { tx, level, alerts: Arc::new(Mutex::new(alerts)) }, AuditWriter { handle, stop })
+    let log = AuditLog {
+        tx,
+        level,
+        alerts: Arc::new(Mutex::new(alerts)),
+        dropped: Arc::default(),
+        hooks: Arc::default(),
+    };
+    (log, AuditWriter { handle, stop })
 }
 
 impl AuditLog {
+    /// Adds a receiver of every alert raised from now on (outbound
+    /// webhooks will be one).
+    pub fn add_alert_hook(&self, hook: Arc<dyn AlertHook>) {
+        if let Ok(mut hooks) = self.hooks.write() {
+            hooks.push(hook);
+        }
+    }
+
     #[must_use]
     pub fn level(&self) -> DetailLevel {
         self.level
@@ -96,22 +133,65 @@ impl AuditLog {
     /// Runs the alert thresholds over an event; an alert is logged and
     /// recorded as an event of its own.
     pub async fn observe(&self, ev: &NewAuditEvent) {
+        for alert in self.alerts_for(ev) {
+            self.enqueue(alert).await;
+        }
+    }
+
+    /// The events of the alerts `ev` fires, each logged and counted.
+    fn alerts_for(&self, ev: &NewAuditEvent) -> Vec<NewAuditEvent> {
         let alerts = match self.alerts.lock() {
             Ok(mut tracker) => tracker.observe(ev),
             Err(_) => Vec::new(),
         };
-        for alert in alerts {
-            tracing::warn!(
-                rule = %alert.rule,
-                actor = %alert.actor,
-                count = alert.count,
-                window_minutes = alert.window_minutes,
-                "audit alert"
-            );
-            metrics::counter!("promptvault_audit_alerts_total").increment(1);
-            // The hook point for outbound webhooks (a later capability).
-            self.enqueue(alert.to_event()).await;
+        alerts
+            .into_iter()
+            .map(|alert| {
+                tracing::warn!(
+                    rule = %alert.rule,
+                    actor = %alert.actor,
+                    count = alert.count,
+                    window_minutes = alert.window_minutes,
+                    "audit alert"
+                );
+                metrics::counter!("promptvault_audit_alerts_total").increment(1);
+                if let Ok(hooks) = self.hooks.read() {
+                    for hook in hooks.iter() {
+                        hook.raised(&alert);
+                    }
+                }
+                alert.to_event()
+            })
+            .collect()
+    }
+
+    /// Queues an event without ever waiting, for refusals that anyone can
+    /// cause at any rate (unauthenticated requests). The event is dropped,
+    /// counted and logged when fewer than half of the queue's slots are free,
+    /// so such a flood cannot delay other events or the requests recording
+    /// them. Alerts it fires may use the reserved half. `false` when dropped.
+    pub fn try_record(&self, ev: NewAuditEvent) -> bool {
+        for alert in self.alerts_for(&ev) {
+            self.try_enqueue(alert, 0);
         }
+        self.try_enqueue(ev, RESERVED)
+    }
+
+    fn try_enqueue(&self, ev: NewAuditEvent, keep_free: usize) -> bool {
+        let sent = self.tx.capacity() > keep_free && self.tx.try_send(Msg::Event(Box::new(ev))).is_ok();
+        if !sent {
+            metrics::counter!("promptvault_audit_dropped_total").increment(1);
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // The first, then one line per thousand: the flood itself must
+            // not flood the log.
+            if dropped % 1000 == 1 {
+                tracing::warn!(
+                    dropped,
+                    "the audit queue is busy: unauthenticated refusals are being dropped"
+                );
+            }
+        }
+        sent
     }
 
     /// Queues an event that belongs to no change; waits while the queue is
@@ -223,5 +303,82 @@ async fn write_batch(store: &Arc<dyn Store>, batch: Vec<Msg>, stopping: bool) {
     }
     for done in flushes {
         let _ = done.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal() -> NewAuditEvent {
+        NewAuditEvent::new(chrono::Utc::now(), "anonymous", "auth.authenticate", "auth", AuditOutcome::Denied)
+    }
+
+    /// A log whose writer never drains the queue, as under a flood.
+    fn stalled() -> (AuditLog, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let alerts = AlertTracker::new(vec![]).expect("no rules");
+        let log = AuditLog {
+            tx,
+            level: DetailLevel::default(),
+            alerts: Arc::new(Mutex::new(alerts)),
+            dropped: Arc::default(),
+            hooks: Arc::default(),
+        };
+        (log, rx)
+    }
+
+    struct Collect(Mutex<Vec<promptvault_core::audit::Alert>>);
+
+    impl AlertHook for Collect {
+        fn raised(&self, alert: &promptvault_core::audit::Alert) {
+            self.0.lock().unwrap().push(alert.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn alerts_reach_the_hooks_once_per_window() {
+        let (mut log, _rx) = stalled();
+        let rule = promptvault_core::audit::AlertRule {
+            name: "denials".into(),
+            outcome: AuditOutcome::Denied,
+            action_prefix: Some("auth.".into()),
+            threshold: 3,
+            window_minutes: 5,
+        };
+        log.alerts = Arc::new(Mutex::new(AlertTracker::new(vec![rule]).unwrap()));
+        let hook = Arc::new(Collect(Mutex::new(Vec::new())));
+        log.add_alert_hook(hook.clone());
+        for _ in 0..2 {
+            log.record(refusal()).await;
+        }
+        assert!(hook.0.lock().unwrap().is_empty(), "below the threshold");
+        for _ in 0..5 {
+            log.record(refusal()).await;
+        }
+        let raised = hook.0.lock().unwrap().clone();
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!((raised[0].rule.as_str(), raised[0].count), ("denials", 3));
+        // Someone else's successes do not count.
+        let ok = NewAuditEvent::new(chrono::Utc::now(), "ada", "auth.login", "user", AuditOutcome::Success);
+        log.record(ok).await;
+        assert_eq!(hook.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn refusals_never_wait_and_leave_half_the_queue_to_others() {
+        let (log, mut rx) = stalled();
+        let queued = (0..QUEUE).filter(|_| log.try_record(refusal())).count();
+        assert_eq!(queued, QUEUE - RESERVED);
+        assert_eq!(log.dropped.load(Ordering::Relaxed), RESERVED as u64);
+        // Other events still find room at once.
+        let other =
+            NewAuditEvent::new(chrono::Utc::now(), "ada", "template.read", "template", AuditOutcome::Success);
+        tokio::time::timeout(Duration::from_secs(5), log.record(other)).await.expect("no wait");
+        // Once the writer catches up, refusals are queued again.
+        for _ in 0..RESERVED {
+            rx.try_recv().expect("queued");
+        }
+        assert!(log.try_record(refusal()));
     }
 }

@@ -289,6 +289,7 @@ impl Registry {
             Some(name.as_str()),
         )
         .await?;
+        self.authorize_version(who, &resolved.0, &resolved.1, Action::Read).await?;
         self.audit_ok(
             who,
             "template.read",

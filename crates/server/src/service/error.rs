@@ -43,6 +43,9 @@ pub enum ServiceError {
     PreconditionRequired { detail: String },
     #[error("{detail}")]
     Forbidden { detail: String },
+    /// Who is asking could not be established (401).
+    #[error("{detail}")]
+    Unauthenticated { code: &'static str, detail: String },
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error("{0}")]

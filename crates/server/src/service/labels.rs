@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use promptvault_core::authz::{Action, Principal, Resource};
 use promptvault_core::model::{LabelMove, Revision, Version};
-use promptvault_core::{Bump, LabelName, TemplateName, UserId};
+use promptvault_core::{Bump, LabelName, TemplateName, UserId, VersionStatus};
 use promptvault_store::{ChangeNotice, Expect};
 
 use super::content::ContentInput;
@@ -114,9 +114,25 @@ impl Registry {
         let t = self.template_or_404(name).await?;
         self.authorize(who, Action::Update, Resource::Label, &template_target(&t), Some(name.as_str()))
             .await?;
-        let target: Version = self.version_or_404(&t, to).await?;
-        let expect = expect.map_or(Expect::Any, Expect::Revision);
         let what = format!("{name}|{label}");
+        if self.is_protected(label) {
+            self.authorize(who, Action::Publish, Resource::Label, &template_target(&t), Some(&what)).await?;
+        }
+        let target: Version = self.version_or_404(&t, to).await?;
+        if self.is_protected(label) && target.status != VersionStatus::Approved {
+            let e = ServiceError::conflict(
+                "label_requires_approved",
+                format!(
+                    "label {:?} is protected: it may point only at an approved version, and version {} is {}",
+                    label.as_str(),
+                    target.seq,
+                    target.status
+                ),
+            );
+            self.audit_failed(who, "label.update", Resource::Label, &what, &e).await;
+            return Err(e);
+        }
+        let expect = expect.map_or(Expect::Any, Expect::Revision);
         let w = self.audited(who, "label.update", Resource::Label, &what, json!({"to_seq": target.seq}));
         let l = match self.store.set_label(t.id, label, target.seq, expect, Some(who.user_id), w).await {
             Ok(l) => l,
@@ -152,8 +168,11 @@ impl Registry {
         let t = self.template_or_404(name).await?;
         self.authorize(who, Action::Delete, Resource::Label, &template_target(&t), Some(name.as_str()))
             .await?;
-        let expect = expect.map_or(Expect::Any, Expect::Revision);
         let what = format!("{name}|{label}");
+        if self.is_protected(label) {
+            self.authorize(who, Action::Publish, Resource::Label, &template_target(&t), Some(&what)).await?;
+        }
+        let expect = expect.map_or(Expect::Any, Expect::Revision);
         let w = self.audited(who, "label.delete", Resource::Label, &what, Value::Null);
         let deleted =
             self.store.delete_label(t.id, label, expect, Some(who.user_id), w).await.map_err(|e| match e {

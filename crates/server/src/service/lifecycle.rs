@@ -121,7 +121,31 @@ impl Registry {
                 change.deprecation = Some(Some(Deprecation { replacement_seq: replacement, until, reason }));
                 ("version.deprecate", change)
             }
-            Move::Archive => ("version.archive", StatusChange::to(VersionStatus::Archived)),
+            Move::Archive => {
+                // A protected label must keep serving: archive only what no
+                // protected label points at.
+                let held: Vec<String> = self
+                    .store
+                    .list_labels(t.id)
+                    .await?
+                    .into_iter()
+                    .filter(|l| l.version_seq == version.seq && self.is_protected(&l.name))
+                    .map(|l| l.name.to_string())
+                    .collect();
+                if !held.is_empty() {
+                    let e = ServiceError::conflict(
+                        "label_points_here",
+                        format!(
+                            "protected label {} points at version {}; move it to another approved version first",
+                            held.join(", "),
+                            version.seq
+                        ),
+                    );
+                    self.audit_failed(who, "version.archive", Resource::Template, name.as_str(), &e).await;
+                    return Err(e);
+                }
+                ("version.archive", StatusChange::to(VersionStatus::Archived))
+            }
             Move::Restore => {
                 let mut change = StatusChange::to(VersionStatus::Approved);
                 change.deprecation = Some(None);

@@ -16,6 +16,7 @@ pub mod identity;
 mod labels;
 pub mod lifecycle;
 mod render;
+pub mod session;
 pub mod trail;
 pub mod usage;
 mod versions;
@@ -64,6 +65,11 @@ pub struct Registry {
     /// Approval workflows by classification and the compliance checks run
     /// on submission and approval, as stored (refreshed on change).
     governance: Arc<governance::Governance>,
+    /// Labels that point only at approved versions and move only with
+    /// `label:publish`.
+    protected_labels: Vec<LabelName>,
+    /// Web session lifetimes.
+    sessions: crate::session::SessionSettings,
 }
 
 impl std::fmt::Debug for Registry {
@@ -99,6 +105,8 @@ impl Registry {
                 governance::Governance::new(promptvault_core::compliance::BuiltinsConfig::default())
                     .expect("the default built-in checks are valid"),
             ),
+            protected_labels: vec![LabelName::parse("production").expect("a valid label")],
+            sessions: crate::session::SessionSettings::default(),
         }
     }
 
@@ -114,6 +122,25 @@ impl Registry {
     #[must_use]
     pub fn governance(&self) -> &Arc<governance::Governance> {
         &self.governance
+    }
+
+    /// Sets how long web sessions last.
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: crate::session::SessionSettings) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// Replaces the protected labels (`production` by default).
+    #[must_use]
+    pub fn with_protected_labels(mut self, labels: Vec<LabelName>) -> Self {
+        self.protected_labels = labels;
+        self
+    }
+
+    #[must_use]
+    pub fn is_protected(&self, label: &LabelName) -> bool {
+        self.protected_labels.contains(label)
     }
 
     /// The counter the authenticator watches.
@@ -155,6 +182,25 @@ impl Registry {
             return Ok(());
         }
         self.deny(who, action, resource, name, decision.reason).await
+    }
+
+    /// The rules of the version's lifecycle state: drafts and versions in
+    /// review are for those working on the template, from the web
+    /// deployment. A refusal is audited and answered with 403.
+    async fn authorize_version(
+        &self,
+        who: &Principal,
+        template: &promptvault_core::model::Template,
+        version: &promptvault_core::model::Version,
+        action: Action,
+    ) -> Result<()> {
+        let target = template_target(template);
+        let decision =
+            promptvault_core::authz::lifecycle::decide_version(who, version.seq, version.status, &target);
+        if decision.allowed {
+            return Ok(());
+        }
+        self.deny(who, action, Resource::Template, Some(template.name.as_str()), decision.reason).await
     }
 
     /// Refuses early, before anything is loaded, when no role of the

@@ -48,6 +48,7 @@ impl Registry {
             Some(name.as_str()),
         )
         .await?;
+        self.authorize_version(who, &resolved.0, &resolved.1, Action::Execute).await?;
         let status = resolved.1.status;
         if status == promptvault_core::VersionStatus::Archived {
             return Err(ServiceError::conflict(

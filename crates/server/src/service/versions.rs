@@ -88,7 +88,13 @@ impl Registry {
         let t = self.template_or_404(name).await?;
         self.authorize(who, Action::Read, Resource::Template, &template_target(&t), Some(name.as_str()))
             .await?;
-        let versions = self.store.list_versions(t.id, page).await?;
+        let mut versions = self.store.list_versions(t.id, page).await?;
+        // What the caller may not see by the state rules is left out (a
+        // page may come back shorter; the cursor still goes on).
+        let target = template_target(&t);
+        versions.items.retain(|v| {
+            promptvault_core::authz::lifecycle::decide_version(who, v.seq, v.status, &target).allowed
+        });
         self.audit_ok(who, "version.list", Resource::Template, Some(name.as_str()), Value::Null).await;
         Ok((t, versions))
     }
@@ -110,6 +116,7 @@ impl Registry {
             Some(name.as_str()),
         )
         .await?;
+        self.authorize_version(who, &found.0, &found.1, Action::Read).await?;
         self.audit_ok(
             who,
             "version.read",
@@ -327,6 +334,8 @@ impl Registry {
             Some(v) => self.version_or_404(&template, v).await?,
             None => self.version_before(&template, to.seq).await?.unwrap_or_else(|| to.clone()),
         };
+        self.authorize_version(who, &template, &from, Action::Read).await?;
+        self.authorize_version(who, &template, &to, Action::Read).await?;
         let labels = (
             format!("{name} v{} ({})", from.seq, from.version),
             format!("{name} v{} ({})", to.seq, to.version),

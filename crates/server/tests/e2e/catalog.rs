@@ -1,5 +1,6 @@
 use serde_json::json;
 
+use crate::governance::approve;
 use crate::support::{Db, TestServer, conforms};
 
 pub async fn templates_round_trip_with_folder_names(db: Db) {
@@ -52,6 +53,12 @@ pub async fn reads_resolve_the_default_label_or_say_what_is_missing(db: Db) {
     assert!(detail.contains("production") && detail.contains("latest"), "{detail}");
     let cached = s.get("templates/greet?label=latest").await;
     assert_eq!(cached.ok(200)["labels"], json!([{"name": "latest", "version_seq": 1}]));
+    // `production` is protected: only an approved version, released by a
+    // reviewer other than its author.
+    s.put("templates/greet/labels/production", &json!({"version": 1}))
+        .await
+        .problem(409, "label_requires_approved");
+    approve(&db, &s, "greet", 1).await;
     s.put("templates/greet/labels/production", &json!({"version": 1})).await.ok(200);
     let r = s.get("templates/greet?label=latest").await;
     assert_eq!(r.ok(200)["labels"].as_array().unwrap().len(), 2, "the label list is not served stale");
@@ -247,18 +254,18 @@ pub async fn servers_sharing_postgres_see_each_others_writes(db: Db) {
     let mut b = TestServer::start(&db).await;
     a.template("shared", "one", &[]).await;
     a.post("templates/shared/versions", &json!({"template_text": "two words"})).await.ok(201);
-    a.put("templates/shared/labels/production", &json!({"version": 1})).await.ok(200);
-    // B reads (and caches) production → 1.
+    a.put("templates/shared/labels/staging", &json!({"version": 1})).await.ok(200);
+    // B reads (and caches) staging → 1.
     for _ in 0..3 {
-        assert_eq!(b.get("templates/shared").await.ok(200)["version"]["seq"], 1);
+        assert_eq!(b.get("templates/shared?label=staging").await.ok(200)["version"]["seq"], 1);
     }
-    let render = json!({"parameters": {}});
+    let render = json!({"parameters": {}, "label": "staging"});
     assert_eq!(b.post("templates/shared/render", &render).await.ok(200)["text"], "one");
     // A moves the label; B must follow without a restart.
-    a.put("templates/shared/labels/production", &json!({"version": 2})).await.ok(200);
+    a.put("templates/shared/labels/staging", &json!({"version": 2})).await.ok(200);
     let mut seen = None;
     for _ in 0..200 {
-        let v = b.get("templates/shared").await.ok(200)["version"]["seq"].clone();
+        let v = b.get("templates/shared?label=staging").await.ok(200)["version"]["seq"].clone();
         if v == 2 {
             seen = Some(v);
             break;

@@ -35,9 +35,93 @@ pub async fn key_with_role(db: &TestDb, s: &TestServer, role: &str) -> TestServe
     other
 }
 
+/// Takes version `seq` of `name` through review: `s` submits it and a
+/// reviewer (a new user, so four eyes hold) approves it.
+pub async fn approve(db: &TestDb, s: &TestServer, name: &str, seq: u32) {
+    let path = format!("/api/v1/templates/{}/versions/{seq}", name.replace('/', "%2F"));
+    s.post(&format!("{path}/submit"), &json!({})).await.ok(200);
+    let reviewer = key_with_role(db, s, "reviewer").await;
+    let r = reviewer.post(&format!("{path}/approve"), &json!({})).await;
+    assert_eq!(r.ok(200)["version"]["status"], "approved", "{:?}", r.body);
+}
+
+/// `production` (protected by default) points only at approved versions,
+/// and only principals allowed to publish move or remove it.
+pub async fn protected_labels_hold_only_approved_versions(db: Arc<TestDb>) {
+    let mut s = TestServer::start(&db).await;
+    s.template("pl/t", "One {{ name }}", &["name"]).await;
+    s.post("/api/v1/templates/pl%2Ft/versions", &json!({"template_text": "Two {{ name }}"})).await.ok(201);
+    let author = key_with_role(&db, &s, "author").await;
+    let publisher = key_with_role(&db, &s, "publisher").await;
+    let prod = "/api/v1/templates/pl%2Ft/labels/production";
+
+    // An author moves unprotected labels, never `production`.
+    author.put("/api/v1/templates/pl%2Ft/labels/staging", &json!({"version": 1})).await.ok(200);
+    let r = author.put(prod, &json!({"version": 1})).await;
+    r.problem(403, "forbidden");
+    assert!(r.body["detail"].as_str().unwrap().contains("publish"), "{:?}", r.body);
+    // A publisher may move it, but not onto a draft; not even the admin.
+    publisher.put(prod, &json!({"version": 1})).await.problem(409, "label_requires_approved");
+    s.put(prod, &json!({"version": 1})).await.problem(409, "label_requires_approved");
+    let labels = s.get("/api/v1/templates/pl%2Ft/labels").await;
+    let names: Vec<&str> =
+        labels.ok(200)["items"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["latest", "staging"], "nothing moved");
+
+    approve(&db, &s, "pl/t", 1).await;
+    author.put(prod, &json!({"version": 1})).await.problem(403, "forbidden");
+    let r = publisher.put(prod, &json!({"version": 1})).await;
+    assert_eq!(r.ok(200)["version_seq"], 1);
+    // Rollback and removal go through the same rule.
+    author
+        .post(
+            "/api/v1/templates/pl%2Ft/rollback",
+            &json!({"strategy": "move_label", "label": "production", "to_version": 2}),
+        )
+        .await
+        .problem(403, "forbidden");
+    author.delete(prod, "").await.problem(403, "forbidden");
+    publisher.put(prod, &json!({"version": 2})).await.problem(409, "label_requires_approved");
+    // What production serves cannot be archived from under it.
+    publisher
+        .post("/api/v1/templates/pl%2Ft/versions/1/deprecate", &json!({"replacement_version": 2}))
+        .await
+        .ok(200);
+    let r = s.post("/api/v1/templates/pl%2Ft/render", &json!({"parameters": {"name": "Ada"}})).await;
+    assert_eq!(r.ok(200)["text"], "One Ada", "a deprecated version still serves, with a warning");
+    publisher
+        .post("/api/v1/templates/pl%2Ft/versions/1/archive", &json!({}))
+        .await
+        .problem(409, "label_points_here");
+
+    // The refusals are in the audit trail, with the reason.
+    let events = s.get("/api/v1/audit/events?outcome=denied&limit=1000").await;
+    let denied = events.ok(200)["items"].as_array().unwrap().clone();
+    assert!(denied.iter().filter(|e| e["action"] == "label.publish").count() >= 4, "{denied:#?}");
+    let failed = s.get("/api/v1/audit/events?outcome=failed&limit=1000").await;
+    let failed = failed.ok(200)["items"].as_array().unwrap().clone();
+    assert!(
+        failed
+            .iter()
+            .any(|e| e["action"] == "label.update" && e["reason"].as_str().unwrap().contains("approved"))
+    );
+
+    // Which labels are protected is configuration.
+    s.stop().await;
+    let mut settings = super::support::settings(&db);
+    settings.protected_labels = vec!["gold".into()];
+    let other = TestServer::start_with(settings).await;
+    other.put("/api/v1/templates/pl%2Ft/labels/production", &json!({"version": 2})).await.ok(200);
+    other
+        .put("/api/v1/templates/pl%2Ft/labels/gold", &json!({"version": 2}))
+        .await
+        .problem(409, "label_requires_approved");
+}
+
 pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
     let mut s = TestServer::start(&db).await;
     s.template("gov/hello", "Hello {{ name }}", &["name"]).await;
+    approve(&db, &s, "gov/hello", 1).await;
     let consumer = key_with_role(&db, &s, "consumer").await;
     let viewer = key_with_role(&db, &s, "viewer").await;
     let author = key_with_role(&db, &s, "author").await;
@@ -79,13 +163,32 @@ pub async fn roles_decide_and_every_refusal_is_audited(db: Arc<TestDb>) {
         .ok(201);
     let r = author.get("/api/v1/audit/events").await;
     r.problem(403, "forbidden");
+    // The author's new version is a draft: not for consumers yet.
+    let r = consumer.get("/api/v1/templates/gov%2Fhello?version=2").await;
+    r.problem(403, "forbidden");
+    assert!(r.body["detail"].as_str().unwrap().contains("draft"), "{:?}", r.body);
+    let listed = consumer.get("/api/v1/templates/gov%2Fhello/versions").await;
+    let seqs: Vec<i64> =
+        listed.ok(200)["items"].as_array().unwrap().iter().map(|v| v["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1], "the draft is left out of the consumer's list");
+    // Drafts stay on the web deployment, even for an admin.
+    let me = s.get("/api/v1/me").await.ok(200)["id"].as_str().unwrap().to_owned();
+    let key = s
+        .post(&format!("/api/v1/users/{me}/keys"), &json!({"name": "desk", "deployment": "electron_local"}))
+        .await;
+    let mut desk = s.anonymous();
+    desk.token = Some(key.ok(201)["token"].as_str().unwrap().to_owned());
+    let r = desk.get("/api/v1/templates/gov%2Fhello?version=2").await;
+    r.problem(403, "forbidden");
+    assert!(r.body["detail"].as_str().unwrap().contains("web_application only"), "{:?}", r.body);
+    desk.get("/api/v1/templates/gov%2Fhello?version=1").await.ok(200);
 
     // The trail, read by the admin: the consumer's refusals are there with
     // the reason, the render and the author's version too.
     let events = s.get("/api/v1/audit/events?limit=1000").await;
     let items = events.ok(200)["items"].as_array().unwrap().clone();
     let denied: Vec<&Value> = items.iter().filter(|e| e["outcome"] == "denied").collect();
-    assert_eq!(denied.iter().filter(|e| e["actor"].as_str().unwrap().contains("consumer key")).count(), 6);
+    assert_eq!(denied.iter().filter(|e| e["actor"].as_str().unwrap().contains("consumer key")).count(), 7);
     assert!(denied.iter().all(|e| !e["reason"].as_str().unwrap_or("").is_empty()));
     assert!(items.iter().any(|e| e["action"] == "template.execute" && e["outcome"] == "success"));
     assert!(
@@ -136,6 +239,8 @@ pub async fn users_keys_and_custom_roles_through_the_api(db: Arc<TestDb>) {
     let mut s = TestServer::start(&db).await;
     s.template("team/a/one", "Hello {{ name }}", &["name"]).await;
     s.template("team/b/two", "Hi {{ name }}", &["name"]).await;
+    approve(&db, &s, "team/a/one", 1).await;
+    approve(&db, &s, "team/b/two", 1).await;
 
     // A custom role scoped to a folder, a user holding it, a key for them.
     s.post("/api/v1/roles", &json!({"name": "team-a", "permissions": ["template:read@folder=team/a", "template:execute@folder=team/a"]}))

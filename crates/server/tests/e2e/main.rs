@@ -5,8 +5,10 @@ mod api;
 mod catalog;
 mod governance;
 mod input;
+mod jwt;
 mod policy;
 mod render;
+mod sessions;
 mod support;
 mod versions;
 mod workflows;
@@ -44,12 +46,19 @@ fn main() {
             governance::users_keys_and_custom_roles_through_the_api,
             governance::lifecycle_with_four_eyes_and_deprecation,
             governance::reviewers_racing_on_the_last_approval,
+            governance::protected_labels_hold_only_approved_versions,
+            sessions::passwords_sign_in_to_sessions_that_end,
             policy::every_route_and_role_follow_the_policy,
             workflows::a_workflow_set_through_the_api_governs_approval,
             workflows::custom_checks_block_submission_and_show_in_review,
             workflows::invalid_definitions_are_refused_with_a_code,
             workflows::only_admins_change_workflows_and_checks,
             workflows::files_given_at_start_are_in_force,
+            jwt::known_users_sign_in_with_hs256_tokens,
+            jwt::auto_provisioning_creates_each_user_once,
+            jwt::refused_tokens_are_audited_and_change_nothing,
+            jwt::asymmetric_tokens_verify_against_a_jwks,
+            jwt::bad_jwt_settings_stop_the_start,
         ],
         promptvault_testkit::cases![
             catalog::servers_sharing_postgres_see_each_others_writes,

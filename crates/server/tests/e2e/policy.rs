@@ -23,6 +23,10 @@ enum Need {
     Public,
     /// Any valid key (the caller reads itself).
     AnyKey,
+    /// No key: it is how one signs in (wrong credentials are 401).
+    SignIn,
+    /// A web session; any other credential is told there is none to end.
+    Session,
     Permission((Action, Resource)),
 }
 
@@ -32,6 +36,9 @@ fn needs(operation: &str) -> Option<Need> {
     Some(Need::Permission(match operation {
         "healthz" | "readyz" | "metrics" => return Some(Need::Public),
         "whoami" | "explain_authz" => return Some(Need::AnyKey),
+        "login" => return Some(Need::SignIn),
+        "logout" => return Some(Need::Session),
+        "set_password" => (Update, User),
         "list_audit_events" | "export_audit_events" | "verify_audit" => (Read, Audit),
         "purge_audit" => (Delete, Audit),
         "list_prompt_types" | "get_prompt_type" => (Read, Type),
@@ -125,6 +132,8 @@ fn request(
         "create_role" => (Some(json!({"name": "policy-role", "permissions": ["template:read"]})), vec![]),
         "update_role" => (Some(json!({"permissions": []})), stale("role")),
         "explain_authz" => (None, vec![]),
+        "login" => (Some(json!({"email": "nobody@example.com", "password": "not the password"})), vec![]),
+        "set_password" => (Some(json!({"password": "a long enough passphrase"})), vec![]),
         // Workflows and checks: refused by validation (422) or missing (404)
         // once allowed, so nothing changes.
         "create_workflow" => {
@@ -165,6 +174,8 @@ fn principal(role: &str) -> Principal {
 pub async fn every_route_and_role_follow_the_policy(db: Arc<TestDb>) {
     let mut s = TestServer::start(&db).await;
     s.template("rr/t", "Hello {{ name }}", &["name"]).await;
+    // Released, so every reader sees it (drafts are for contributors).
+    super::governance::approve(&db, &s, "rr/t", 1).await;
     s.put("/api/v1/templates/rr%2Ft/labels/staging", &json!({"version": 1})).await.ok(200);
     let rendered = s
         .post("/api/v1/templates/rr%2Ft/render", &json!({"version": 1, "parameters": {"name": "Ada"}}))
@@ -193,6 +204,18 @@ pub async fn every_route_and_role_follow_the_policy(db: Arc<TestDb>) {
                 Need::Public => {
                     let r = s.anonymous().call(method.clone(), &url, None, &[]).await;
                     assert_eq!(r.status.as_u16(), 200, "{operation} is public");
+                    continue;
+                }
+                Need::SignIn => {
+                    let r = s.anonymous().call(method.clone(), &url, body.as_ref(), &[]).await;
+                    r.problem(401, "invalid_credentials");
+                    continue;
+                }
+                Need::Session => {
+                    s.anonymous().call(method.clone(), &url, None, &[]).await.problem(401, "unauthorized");
+                    for (_, client) in &keys {
+                        client.call(method.clone(), &url, None, &[]).await.problem(409, "not_a_session");
+                    }
                     continue;
                 }
                 Need::AnyKey => {

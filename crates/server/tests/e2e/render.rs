@@ -113,10 +113,10 @@ pub async fn chat_templates_fill_placeholders(db: Db) {
 pub async fn includes_resolve_at_render_time(db: Db) {
     let s = TestServer::start(&db).await;
     s.template("common/sig", "-- {{ agent }}", &["agent"]).await;
-    s.put("templates/common/sig/labels/production", &json!({"version": 1})).await.ok(200);
+    s.put("templates/common/sig/labels/staging", &json!({"version": 1})).await.ok(200);
     let r = s.post("templates", &json!({
         "name": "letter",
-        "template_text": "Dear {{ name }},\n{% include \"common/sig|label=production\" %}",
+        "template_text": "Dear {{ name }},\n{% include \"common/sig|label=staging\" %}",
         "parameter_schema": {"type": "object", "properties": {"name": {"type": "string"}, "agent": {"type": "string"}}, "required": ["name", "agent"]}
     })).await;
     r.ok(201);
@@ -124,7 +124,7 @@ pub async fn includes_resolve_at_render_time(db: Db) {
     assert_eq!(s.post("templates/letter/render", &render).await.ok(200)["text"], "Dear Ada,\n-- Bo");
     // Moving the included template's label changes the next render.
     s.post("templates/common/sig/versions", &json!({"template_text": "Regards, {{ agent }}"})).await.ok(201);
-    s.put("templates/common/sig/labels/production", &json!({"version": 2})).await.ok(200);
+    s.put("templates/common/sig/labels/staging", &json!({"version": 2})).await.ok(200);
     assert_eq!(s.post("templates/letter/render", &render).await.ok(200)["text"], "Dear Ada,\nRegards, Bo");
     // A missing target is a clear error; so is a cycle.
     s.post("templates", &json!({"name": "broken", "template_text": "{% include \"nowhere\" %}"}))

@@ -130,14 +130,14 @@ pub async fn labels_move_with_history_and_optimistic_concurrency(db: Db) {
     let s = TestServer::start(&db).await;
     s.template("lab", "one", &[]).await;
     s.post("templates/lab/versions", &json!({"template_text": "two words"})).await.ok(201);
-    let r = s.put("templates/lab/labels/production", &json!({"version": 1})).await;
+    let r = s.put("templates/lab/labels/staging", &json!({"version": 1})).await;
     conforms("put", "/api/v1/templates/{name}/labels/{label}", &r);
     assert_eq!(r.ok(200)["version_seq"], 1);
     let tag = r.etag();
     let r = s
         .call(
             reqwest::Method::PUT,
-            "templates/lab/labels/production",
+            "templates/lab/labels/staging",
             Some(&json!({"version": "1.1.0"})),
             &[("if-match", &tag)],
         )
@@ -145,7 +145,7 @@ pub async fn labels_move_with_history_and_optimistic_concurrency(db: Db) {
     assert_eq!(r.ok(200)["version_seq"], 2);
     s.call(
         reqwest::Method::PUT,
-        "templates/lab/labels/production",
+        "templates/lab/labels/staging",
         Some(&json!({"version": 1})),
         &[("if-match", &tag)],
     )
@@ -153,17 +153,15 @@ pub async fn labels_move_with_history_and_optimistic_concurrency(db: Db) {
     .problem(412, "precondition_failed");
     s.put("templates/lab/labels/latest", &json!({"version": 1})).await.problem(422, "label_reserved");
     s.delete("templates/lab/labels/latest", "").await.problem(422, "label_reserved");
-    s.put("templates/lab/labels/production", &json!({"version": 9})).await.problem(404, "version_not_found");
+    s.put("templates/lab/labels/staging", &json!({"version": 9})).await.problem(404, "version_not_found");
     s.put("templates/lab/labels/Prod!", &json!({"version": 1})).await.problem(400, "invalid_name");
-    s.put("templates/lab/labels/production", &json!({"version": "one"}))
-        .await
-        .problem(422, "invalid_version");
+    s.put("templates/lab/labels/staging", &json!({"version": "one"})).await.problem(422, "invalid_version");
     let list = s.get("templates/lab/labels").await;
     conforms("get", "/api/v1/templates/{name}/labels", &list);
     let names: Vec<&str> =
         list.ok(200)["items"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["latest", "production"]);
-    let detail = s.get("templates/lab/labels/production").await;
+    assert_eq!(names, ["latest", "staging"]);
+    let detail = s.get("templates/lab/labels/staging").await;
     conforms("get", "/api/v1/templates/{name}/labels/{label}", &detail);
     let moves: Vec<(Value, Value)> = detail.ok(200)["history"]
         .as_array()
@@ -172,23 +170,23 @@ pub async fn labels_move_with_history_and_optimistic_concurrency(db: Db) {
         .map(|m| (m["from_version"].clone(), m["to_version"].clone()))
         .collect();
     assert_eq!(moves, [(json!(1), json!(2)), (Value::Null, json!(1))]);
-    assert_eq!(s.delete("templates/lab/labels/production", "").await.status, 204);
-    s.delete("templates/lab/labels/production", "").await.problem(404, "label_not_found");
+    assert_eq!(s.delete("templates/lab/labels/staging", "").await.status, 204);
+    s.delete("templates/lab/labels/staging", "").await.problem(404, "label_not_found");
 }
 
 pub async fn rollback_moves_a_label_back_or_restores_content(db: Db) {
     let s = TestServer::start(&db).await;
     s.template("rb", "first text", &[]).await;
     s.post("templates/rb/versions", &json!({"template_text": "second text"})).await.ok(201);
-    s.post("templates/rb/rollback", &json!({"strategy": "move_label", "label": "production"}))
+    s.post("templates/rb/rollback", &json!({"strategy": "move_label", "label": "staging"}))
         .await
         .problem(404, "label_not_found");
-    s.put("templates/rb/labels/production", &json!({"version": 1})).await.ok(200);
-    s.post("templates/rb/rollback", &json!({"strategy": "move_label", "label": "production"}))
+    s.put("templates/rb/labels/staging", &json!({"version": 1})).await.ok(200);
+    s.post("templates/rb/rollback", &json!({"strategy": "move_label", "label": "staging"}))
         .await
         .problem(409, "no_previous_version");
-    s.put("templates/rb/labels/production", &json!({"version": 2})).await.ok(200);
-    let r = s.post("templates/rb/rollback", &json!({"strategy": "move_label", "label": "production"})).await;
+    s.put("templates/rb/labels/staging", &json!({"version": 2})).await.ok(200);
+    let r = s.post("templates/rb/rollback", &json!({"strategy": "move_label", "label": "staging"})).await;
     conforms("post", "/api/v1/templates/{name}/rollback", &r);
     assert_eq!(r.ok(200)["label"]["version_seq"], 1, "back to where it pointed before");
     let r = s.post("templates/rb/rollback", &json!({"strategy": "new_version", "from_version": 1})).await;

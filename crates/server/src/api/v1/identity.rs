@@ -204,7 +204,7 @@ fn permissions(raw: &[String]) -> Result<Vec<Permission>, ApiError> {
         .collect()
 }
 
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
+pub(super) fn user_id(raw: &str) -> Result<UserId, ApiError> {
     raw.parse::<Uuid>().map(UserId::from).map_err(|_| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{raw:?} is not a user id"))
     })

@@ -8,6 +8,7 @@ mod labels;
 mod lifecycle;
 mod prompt_types;
 mod prompts;
+mod session;
 mod templates;
 mod versions;
 
@@ -46,6 +47,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::metrics))
         .routes(routes!(prompts::get))
         .routes(routes!(prompts::outcome))
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::set_password))
         .routes(routes!(identity::me))
         .routes(routes!(identity::explain))
         .routes(routes!(identity::list_users, identity::create_user))

@@ -1,0 +1,140 @@
+//! Password sign-in and web sessions, over HTTP.
+
+use std::sync::Arc;
+
+use promptvault_testkit::{Kind, TestDb};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::support::TestServer;
+
+fn as_session(s: &TestServer, token: &str) -> TestServer {
+    let mut c = s.anonymous();
+    c.token = Some(token.to_owned());
+    c
+}
+
+async fn login(s: &TestServer, email: &str, password: &str) -> super::support::Resp {
+    s.anonymous().post("/api/v1/login", &json!({"email": email, "password": password})).await
+}
+
+/// Moves every session's timestamps back, as if time had passed.
+async fn age_sessions(db: &TestDb, column: &str) {
+    let past = match db.kind {
+        Kind::Sqlite => "'2000-01-01T00:00:00.000000Z'",
+        Kind::Postgres => "now() - interval '30 days'",
+    };
+    db.exec(&format!("UPDATE web_session SET {column} = {past}")).await;
+}
+
+pub async fn passwords_sign_in_to_sessions_that_end(db: Arc<TestDb>) {
+    let s = TestServer::start(&db).await;
+    let user = s.post("/api/v1/users", &json!({"email": "ada@example.com", "roles": ["author"]})).await;
+    let id = user.ok(201)["id"].as_str().unwrap().to_owned();
+    let pw = format!("/api/v1/users/{id}/password");
+
+    // No password yet: sign-in fails like any other failure.
+    login(&s, "ada@example.com", "anything at all").await.problem(401, "invalid_credentials");
+    s.put(&pw, &json!({"password": "short"})).await.problem(422, "weak_password");
+    assert_eq!(s.put(&pw, &json!({"password": "correct horse battery"})).await.status, 204);
+
+    // Wrong password and unknown e-mail read the same.
+    let wrong = login(&s, "ada@example.com", "correct horse batterz").await;
+    wrong.problem(401, "invalid_credentials");
+    let unknown = login(&s, "nobody@example.com", "correct horse battery").await;
+    unknown.problem(401, "invalid_credentials");
+    assert_eq!(wrong.body["detail"], unknown.body["detail"]);
+
+    let r = login(&s, "ada@example.com", "correct horse battery").await;
+    let body = r.ok(200).clone();
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("pvs_"), "{body}");
+    assert_eq!(body["user"]["id"], id.as_str());
+    assert_eq!(body["idle_timeout_seconds"], 1800);
+    let cookie = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with(&format!("pv_session={token};")), "{cookie}");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+    assert_eq!(r.headers["cache-control"], "private, no-store");
+
+    // The session acts as its user, with the user's roles.
+    let ada = as_session(&s, &token);
+    assert_eq!(ada.get("/api/v1/me").await.ok(200)["email"], "ada@example.com");
+    ada.post("/api/v1/templates", &json!({"name": "web/t", "template_text": "x"})).await.ok(201);
+    ada.get("/api/v1/audit/events").await.problem(403, "forbidden");
+
+    // The cookie works too; a change made with it needs the CSRF header.
+    let by_cookie = s.anonymous();
+    let jar = [("cookie", format!("pv_session={token}"))];
+    let jar: Vec<(&str, &str)> = jar.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let me = by_cookie.call(Method::GET, "/api/v1/me", None, &jar).await;
+    assert_eq!(me.ok(200)["id"], id.as_str());
+    let body = json!({"name": "web/u", "template_text": "x"});
+    by_cookie
+        .call(Method::POST, "/api/v1/templates", Some(&body), &jar)
+        .await
+        .problem(403, "csrf_header_missing");
+    let mut with_csrf = jar.clone();
+    with_csrf.push(("x-promptvault-csrf", "1"));
+    by_cookie.call(Method::POST, "/api/v1/templates", Some(&body), &with_csrf).await.ok(201);
+
+    // Changing your own password needs the current one.
+    ada.put(&pw, &json!({"password": "another long passphrase"})).await.problem(403, "forbidden");
+    let r = ada
+        .put(
+            &pw,
+            &json!({"password": "another long passphrase", "current_password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    login(&s, "ada@example.com", "correct horse battery").await.problem(401, "invalid_credentials");
+    let second = login(&s, "ada@example.com", "another long passphrase").await;
+    let second = second.ok(200)["token"].as_str().unwrap().to_owned();
+
+    // Sign-out ends that session only; an API key has no session to end.
+    let r = ada.post("/api/v1/logout", &json!({})).await;
+    assert_eq!(r.status, 204);
+    assert!(r.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    ada.get("/api/v1/me").await.problem(401, "session_invalid");
+    as_session(&s, &second).get("/api/v1/me").await.ok(200);
+    s.post("/api/v1/logout", &json!({})).await.problem(409, "not_a_session");
+
+    // Idle too long, or past the maximum age: over.
+    age_sessions(&db, "last_seen_at").await;
+    let r = as_session(&s, &second).get("/api/v1/me").await;
+    r.problem(401, "session_expired");
+    assert!(r.body["detail"].as_str().unwrap().contains("30 minutes without activity"));
+    let third = login(&s, "ada@example.com", "another long passphrase").await;
+    let third = third.ok(200)["token"].as_str().unwrap().to_owned();
+    as_session(&s, &third).get("/api/v1/me").await.ok(200);
+    age_sessions(&db, "expires_at").await;
+    as_session(&s, &third).get("/api/v1/me").await.problem(401, "session_expired");
+
+    // A disabled user neither signs in nor keeps a session.
+    let fourth = login(&s, "ada@example.com", "another long passphrase").await;
+    let fourth = fourth.ok(200)["token"].as_str().unwrap().to_owned();
+    s.patch(&format!("/api/v1/users/{id}"), &json!({"disabled": true}), "").await.ok(200);
+    as_session(&s, &fourth).get("/api/v1/me").await.problem(401, "session_invalid");
+    login(&s, "ada@example.com", "another long passphrase").await.problem(401, "invalid_credentials");
+
+    // Every sign-in is in the audit trail, refusals with the reason; no
+    // password or token appears in it.
+    let export = s.call(Method::GET, "/api/v1/audit/export", None, &[]).await;
+    let text = match &export.body {
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
+    };
+    for secret in ["correct horse battery", "another long passphrase", &token, &second] {
+        assert!(!text.contains(secret), "{secret} leaked into the audit trail");
+    }
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let logins: Vec<&Value> = events.iter().filter(|e| e["action"] == "auth.login").collect();
+    assert_eq!(logins.iter().filter(|e| e["outcome"] == "success").count(), 4, "{logins:#?}");
+    let denied: Vec<&Value> = logins.iter().filter(|e| e["outcome"] == "denied").copied().collect();
+    assert_eq!(denied.len(), 5, "{denied:#?}");
+    assert!(denied.iter().any(|e| e["reason"] == "the user is disabled"));
+    assert!(denied.iter().all(|e| e["client_addr"] == "127.0.0.1"));
+    assert!(events.iter().any(|e| e["action"] == "auth.logout" && e["outcome"] == "success"));
+    assert!(events.iter().any(|e| e["action"] == "user.password" && e["outcome"] == "success"));
+}
