@@ -87,7 +87,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     // Subscribed before the first load, so no change slips in between.
     let governance_changes = store.subscribe();
     governance.reload(store.as_ref()).await.map_err(|e| StartError::Io(format!("governance: {e}")))?;
-    tokio::spawn(governance.clone().follow(store.clone(), governance_changes));
+    tokio::spawn(governance.clone().follow(Arc::downgrade(&store), governance_changes));
 
     let caches = Arc::new(Caches::new(settings.cache.max_entries));
     tokio::spawn(caches.clone().follow(store.subscribe()));

@@ -19,7 +19,7 @@
 //! at each start.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use promptvault_core::audit::{AuditOutcome, NewAuditEvent};
 use promptvault_core::compliance::{BuiltinsConfig, CheckDefinition, CheckSet, parse_checks_toml};
@@ -104,9 +104,10 @@ impl Governance {
 
     /// Reloads whenever the store announces that everything may have
     /// changed (which workflow and check writes do, in every process).
+    /// Holds the store weakly, so the task ends when the store is dropped.
     pub async fn follow(
         self: Arc<Self>,
-        store: Arc<dyn Store>,
+        store: Weak<dyn Store>,
         mut changes: broadcast::Receiver<ChangeNotice>,
     ) {
         loop {
@@ -115,6 +116,7 @@ impl Governance {
                 Ok(ChangeNotice { template: None }) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             }
+            let Some(store) = store.upgrade() else { return };
             if let Err(e) = self.reload(store.as_ref()).await {
                 tracing::error!(error = %e, "cannot reload approval workflows and compliance checks");
             }
