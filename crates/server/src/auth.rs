@@ -235,7 +235,8 @@ impl Authenticator {
     /// [`AuditLog::try_record`]. The actor is `anonymous (<address>)`, so
     /// alert thresholds count refusals per client address.
     pub fn record_refusal(&self, error: &ApiError, origin: &Origin, token: Option<&str>) {
-        if error.status != StatusCode::UNAUTHORIZED {
+        // 401s, and the 403 of a cookie request without the CSRF header.
+        if error.status != StatusCode::UNAUTHORIZED && error.status != StatusCode::FORBIDDEN {
             return;
         }
         metrics::counter!("promptvault_auth_refused_total").increment(1);
@@ -245,6 +246,7 @@ impl Authenticator {
         };
         let credential = match token {
             None => "none",
+            Some(t) if t.starts_with(crate::session::TOKEN_PREFIX) => "session",
             Some(t) if self.idp.is_some() && looks_like_jwt(t) => "jwt",
             Some(_) => "api_key",
         };

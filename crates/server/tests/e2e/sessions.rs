@@ -137,4 +137,12 @@ pub async fn passwords_sign_in_to_sessions_that_end(db: Arc<TestDb>) {
     assert!(denied.iter().all(|e| e["client_addr"] == "127.0.0.1"));
     assert!(events.iter().any(|e| e["action"] == "auth.logout" && e["outcome"] == "success"));
     assert!(events.iter().any(|e| e["action"] == "user.password" && e["outcome"] == "success"));
+    // Refused sessions and the forged cookie request are there too.
+    let refused: Vec<&Value> = events.iter().filter(|e| e["action"] == "auth.authenticate").collect();
+    assert!(refused.iter().any(|e| e["details"]["code"] == "csrf_header_missing"), "{refused:#?}");
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["details"]["code"] == "session_expired" && e["details"]["credential"] == "session")
+    );
 }
