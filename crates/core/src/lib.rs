@@ -20,6 +20,7 @@ pub mod refs;
 pub mod render;
 pub mod schema;
 pub mod schema_diff;
+pub mod sensitive;
 pub mod status;
 pub mod text;
 pub mod versioning;
