@@ -348,9 +348,7 @@ fn payment_card(s: &str) -> bool {
     }
     // Separators, when present, come in the usual groups (4-4-4-4, 4-6-5).
     let groups: Vec<usize> = s.split([' ', '-']).map(str::len).collect();
-    if groups.len() > 1
-        && !(groups.iter().all(|g| *g <= 4) || groups == [4, 6, 5] || groups == [4, 6, 4])
-    {
+    if groups.len() > 1 && !(groups.iter().all(|g| *g <= 4) || groups == [4, 6, 5] || groups == [4, 6, 4]) {
         return false;
     }
     // A known issuer range: Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro.
