@@ -46,7 +46,17 @@ pub async fn health_ready_and_metrics(db: Db) {
     assert_eq!(anon.get("/healthz").await.status, 200);
     assert_eq!(anon.get("/readyz").await.status, 200);
     s.template("m", "x", &[]).await;
-    s.post("templates/m/render", &serde_json::json!({"label": "latest"})).await.ok(200);
+    let r = s.post("templates/m/render", &serde_json::json!({"label": "latest"})).await;
+    r.ok(200);
+    // Template content is never cached, framed or sniffed.
+    for resp in [&r, &s.get("templates/m?label=latest").await, &s.get("templates/nope").await] {
+        let h = |n: &str| resp.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert_eq!(h("cache-control"), "private, no-store");
+        assert_eq!(h("x-content-type-options"), "nosniff");
+        assert_eq!(h("content-security-policy"), "default-src 'none'; frame-ancestors 'none'");
+        assert_eq!(h("x-frame-options"), "DENY");
+        assert_eq!(h("referrer-policy"), "no-referrer");
+    }
     let m = anon.get("/metrics").await;
     assert_eq!(m.status, 200);
     let text = m.body.as_str().unwrap_or_default();
