@@ -413,9 +413,16 @@ impl FromRequestParts<AppState> for Principal {
 /// cookie. A request that changes something on the strength of the cookie
 /// must carry the CSRF header.
 pub fn presented_token(parts: &Parts) -> Result<&str, ApiError> {
-    let Some(header) = parts.headers.get(AUTHORIZATION) else {
-        let cookie = parts
-            .headers
+    presented_token_of(&parts.headers, &parts.method)
+}
+
+/// [`presented_token`] from the headers and method alone (for handlers).
+pub fn presented_token_of<'a>(
+    headers: &'a axum::http::HeaderMap,
+    method: &axum::http::Method,
+) -> Result<&'a str, ApiError> {
+    let Some(header) = headers.get(AUTHORIZATION) else {
+        let cookie = headers
             .get_all(axum::http::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -423,7 +430,7 @@ pub fn presented_token(parts: &Parts) -> Result<&str, ApiError> {
         let Some(token) = cookie else {
             return Err(ApiError::unauthorized("send a token: Authorization: Bearer <token>"));
         };
-        if !parts.method.is_safe() && !parts.headers.contains_key(crate::session::CSRF_HEADER) {
+        if !method.is_safe() && !headers.contains_key(crate::session::CSRF_HEADER) {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "csrf_header_missing",

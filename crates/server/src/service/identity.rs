@@ -31,7 +31,7 @@ pub struct CreatedKey {
     pub token: Secret,
 }
 
-fn user_missing(id: UserId) -> ServiceError {
+pub(super) fn user_missing(id: UserId) -> ServiceError {
     ServiceError::not_found(Missing::User, format!("no user has id {id}"))
 }
 
@@ -336,7 +336,10 @@ impl Registry {
     }
 }
 
-fn not_found_as(e: promptvault_store::StoreError, missing: impl FnOnce() -> ServiceError) -> ServiceError {
+pub(super) fn not_found_as(
+    e: promptvault_store::StoreError,
+    missing: impl FnOnce() -> ServiceError,
+) -> ServiceError {
     match e {
         promptvault_store::StoreError::NotFound(_) => missing(),
         other => other.into(),

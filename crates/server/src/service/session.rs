@@ -9,7 +9,8 @@ use promptvault_core::{DeploymentModel, UserId};
 use promptvault_store::{User, UserPatch};
 use serde_json::{Value, json};
 
-use super::{Missing, Registry, Result, ServiceError};
+use super::identity::{not_found_as, user_missing};
+use super::{Registry, Result, ServiceError};
 use crate::auth::hash_token;
 use crate::secret::Secret;
 use crate::{password, session};
@@ -46,19 +47,19 @@ impl Registry {
         outcome: AuditOutcome,
         reason: Option<String>,
     ) -> NewAuditEvent {
-        NewAuditEvent {
-            at: truncate_to_micros(Utc::now()),
-            actor_id: user.map(|u| u.to_string()),
-            actor: format!("sign-in as {email}"),
-            action: "auth.login".into(),
-            resource_kind: Resource::User.as_str().into(),
-            resource: user.map(|u| u.to_string()),
+        let mut ev = NewAuditEvent::new(
+            truncate_to_micros(Utc::now()),
+            format!("sign-in as {email}"),
+            "auth.login",
+            Resource::User.as_str(),
             outcome,
-            reason,
-            request_id: origin.request_id.clone(),
-            client_addr: origin.client_addr.clone(),
-            details: self.audit.level().details(Value::Null),
-        }
+        );
+        ev.actor_id = user.map(|u| u.to_string());
+        ev.resource = user.map(|u| u.to_string());
+        ev.reason = reason;
+        ev.request_id = origin.request_id.clone();
+        ev.client_addr = origin.client_addr.clone();
+        ev
     }
 
     /// Checks an e-mail address and password and opens a web session.
@@ -165,10 +166,11 @@ impl Registry {
                 self.auth_changed();
                 Ok(())
             }
-            Err(promptvault_store::StoreError::NotFound(_)) => {
-                Err(ServiceError::not_found(Missing::User, format!("no user has id {id}")))
+            Err(e) => {
+                let e = not_found_as(e, || user_missing(id));
+                self.audit_failed(who, "user.password", Resource::User, &name, &e).await;
+                Err(e)
             }
-            Err(e) => Err(e.into()),
         }
     }
 }

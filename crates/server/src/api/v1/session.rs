@@ -103,19 +103,11 @@ pub async fn login(
 pub async fn logout(
     State(s): State<AppState>,
     who: Principal,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(crate::session::from_cookie_header);
-    let token = bearer.or(cookie).unwrap_or_default();
+    // The extractor above accepted this very token.
+    let token = crate::auth::presented_token_of(&headers, &method)?;
     s.registry.logout(&who, token).await?;
     let cookie = cookie_header(s.registry.session_settings().clear_cookie())?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]))
