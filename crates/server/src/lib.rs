@@ -113,7 +113,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         )
         .with_governance(governance)
         .with_protected_labels(settings.protected_labels())
-        .with_sessions(settings.auth.sessions),
+        .with_sessions(settings.auth.sessions)
+        .with_delivery(settings.deployment_rules.clone()),
     );
     let metrics = observability::metrics_handle();
     let upkeep = {

@@ -47,6 +47,10 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub auth: AuthSettings,
     pub governance: GovernanceSettings,
+    /// `[deployment_rules.<classification>]`: which deployments receive
+    /// templates of each classification (`deployments`), and which receive
+    /// them only when the template is offline-allowed (`when_offline_allowed`).
+    pub deployment_rules: promptvault_core::authz::delivery::DeliveryRules,
 }
 
 /// `[auth]`: the ways in besides API keys.
@@ -160,6 +164,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             auth: AuthSettings::default(),
             governance: GovernanceSettings::default(),
+            deployment_rules: promptvault_core::authz::delivery::DeliveryRules::default(),
         }
     }
 }
@@ -276,6 +281,15 @@ impl Settings {
             return invalid(
                 "auth.sessions.idle_timeout_minutes and auth.sessions.max_age_hours must be positive".into(),
             );
+        }
+        let excluded = self.deployment_rules.web_excluded();
+        if !excluded.is_empty() {
+            let names: Vec<&str> = excluded.iter().map(|c| c.as_str()).collect();
+            return invalid(format!(
+                "deployment_rules.{}.deployments must include \"web_application\": the central deployment \
+                 manages every template",
+                names.join(", deployment_rules.")
+            ));
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
@@ -398,6 +412,8 @@ mod tests {
             "[governance.checks.length_limit]",
             "[governance.checks.forbidden_phrases]",
             "[governance.checks.classification_tags]",
+            "[deployment_rules.confidential]",
+            "when_offline_allowed",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }
@@ -457,6 +473,10 @@ mod tests {
         assert!(s.validate().unwrap_err().to_string().contains("sqlite:// or postgres://"));
         let s = Settings { admin_token: Some(Secret::new("short".into())), ..Settings::default() };
         assert!(s.validate().unwrap_err().to_string().contains("32 characters"));
+        let s: Settings =
+            toml::from_str("[deployment_rules.restricted]\ndeployments = [\"electron_local\"]").unwrap();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("deployment_rules.restricted.deployments"), "{err}");
     }
 
     #[test]

@@ -139,6 +139,10 @@ pub struct CreateArgs {
     /// public, internal, confidential or restricted.
     #[arg(long)]
     pub classification: Option<String>,
+    /// May be delivered to the desktop deployments (electron_local,
+    /// electron_remote) where the classification rules ask for this mark.
+    #[arg(long)]
+    pub offline_allowed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +166,11 @@ pub struct UpdateArgs {
     /// Owner user id.
     #[arg(long)]
     pub owner: Option<String>,
+    /// Mark the template offline-allowed (true) or not (false): whether the
+    /// desktop deployments may receive it where the classification rules
+    /// ask for the mark.
+    #[arg(long, value_name = "BOOL")]
+    pub offline_allowed: Option<bool>,
 }
 
 impl ContentArgs {
@@ -372,6 +381,9 @@ pub async fn templates(c: &Client, out: Out, cmd: TemplateCommand) -> Result<()>
             if let Some(cl) = a.classification {
                 body.insert("security_classification".into(), Value::String(cl));
             }
+            if a.offline_allowed {
+                body.insert("access".into(), json!({"offline_allowed": true}));
+            }
             a.content.fill(&mut body, true)?;
             let r = c.post("/templates", &Value::Object(body)).await?;
             out.show(&r.body, |b| {
@@ -404,9 +416,19 @@ pub async fn templates(c: &Client, out: Out, cmd: TemplateCommand) -> Result<()>
             if let Some(o) = a.owner {
                 body.insert("owner_id".into(), Value::String(o));
             }
+            if let Some(offline) = a.offline_allowed {
+                // The access settings are replaced as a whole: keep the rest.
+                let mut access = match &current.body["access"] {
+                    Value::Object(m) => m.clone(),
+                    _ => Map::new(),
+                };
+                access.insert("offline_allowed".into(), Value::Bool(offline));
+                body.insert("access".into(), Value::Object(access));
+            }
             if body.is_empty() {
                 return Err(CliError::usage(
-                    "nothing to change: give --description, --tag, --classification, --type or --owner",
+                    "nothing to change: give --description, --tag, --classification, --type, --owner or \
+                     --offline-allowed",
                 ));
             }
             let r = c.patch(&path, &Value::Object(body), current.etag.as_deref()).await?;
@@ -424,6 +446,26 @@ pub async fn templates(c: &Client, out: Out, cmd: TemplateCommand) -> Result<()>
     Ok(())
 }
 
+/// The access settings in one line (`-` when there are none).
+fn access_summary(a: &Value) -> String {
+    let mut parts = Vec::new();
+    if a["owner_only"].as_bool() == Some(true) {
+        parts.push("owner-only".to_owned());
+    }
+    let roles: Vec<&str> = list(a, "allowed_roles").iter().filter_map(Value::as_str).collect();
+    if !roles.is_empty() {
+        parts.push(format!("roles {}", roles.join(",")));
+    }
+    let deps: Vec<&str> = list(a, "restricted_deployments").iter().filter_map(Value::as_str).collect();
+    if !deps.is_empty() {
+        parts.push(format!("deployments {}", deps.join(",")));
+    }
+    if a["offline_allowed"].as_bool() == Some(true) {
+        parts.push("offline-allowed".to_owned());
+    }
+    if parts.is_empty() { "-".to_owned() } else { parts.join("; ") }
+}
+
 fn show_template(out: Out, t: &Value) {
     let v = &t["version"];
     let labels: Vec<String> =
@@ -433,6 +475,7 @@ fn show_template(out: Out, t: &Value) {
         ("type", s(t, "type")),
         ("description", s(t, "description")),
         ("classification", s(t, "security_classification")),
+        ("access", access_summary(&t["access"])),
         ("tags", list(t, "tags").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")),
         ("labels", labels.join("  ")),
         ("version", format!("v{} ({}), {}", s(v, "seq"), s(v, "version"), s(v, "status"))),

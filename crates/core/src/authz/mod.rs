@@ -16,6 +16,7 @@
 //! operation; `promptvault authz explain` shows its [`Decision`].
 
 pub mod builtin;
+pub mod delivery;
 pub mod lifecycle;
 
 use std::fmt;
@@ -362,6 +363,11 @@ pub struct TemplateAccess {
     /// When not empty, the deployments the template may be delivered to.
     #[serde(default)]
     pub restricted_deployments: Vec<DeploymentModel>,
+    /// Whether the template may be delivered to the desktop deployments
+    /// that keep content offline, where the classification rules ask for
+    /// that mark (confidential templates, by default).
+    #[serde(default)]
+    pub offline_allowed: bool,
 }
 
 impl TemplateAccess {
@@ -419,6 +425,9 @@ pub struct Target<'a> {
     pub new_classification: Option<SecurityClassification>,
     /// For users' own things (keys, their own user record): whose they are.
     pub owner: Option<UserId>,
+    /// The delivery rules by classification in force; `None` judges by
+    /// the built-in ones ([`delivery::DeliveryRules::builtin`]).
+    pub delivery: Option<&'a delivery::DeliveryRules>,
 }
 
 impl Target<'_> {
@@ -450,8 +459,9 @@ impl Decision {
 /// resource and action whose scope covers the target and whose
 /// classification limit admits it; (3) the template's settings and the
 /// type's creation rule may still deny (admins pass them); (4) the
-/// deployment restriction denies delivery to a deployment not listed, for
-/// everyone.
+/// deployment restriction denies delivery to a deployment not listed, and
+/// the delivery rules of the template's classification deny delivery to a
+/// deployment they do not admit, for everyone.
 #[must_use]
 pub fn decide(principal: &Principal, action: Action, resource: Resource, target: &Target<'_>) -> Decision {
     let what = format!("{resource}:{action}");
@@ -469,6 +479,12 @@ pub fn decide(principal: &Principal, action: Action, resource: Resource, target:
             allowed.join(", "),
             dep.as_str()
         ));
+    }
+    if let Some(t) = target.template.as_ref() {
+        let rules = target.delivery.unwrap_or_else(|| delivery::DeliveryRules::builtin());
+        if let Some(denied) = rules.check(principal, resource, t) {
+            return denied;
+        }
     }
 
     // (1) self-service.

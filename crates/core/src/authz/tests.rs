@@ -171,6 +171,40 @@ fn deployment_restrictions_bind_everyone() {
 }
 
 #[test]
+fn classification_rules_bind_everyone_in_decide() {
+    let n = name("hr/salaries");
+    let plain = TemplateAccess::default();
+    let offline = TemplateAccess { offline_allowed: true, ..TemplateAccess::default() };
+    let mut p = principal(&["admin"]);
+    p.deployment = Some(DeploymentModel::ElectronLocal);
+    let restricted = facts(&n, None, SecurityClassification::Restricted, &offline);
+    let d = decide(&p, Action::Execute, Resource::Template, &restricted);
+    assert!(
+        !d.allowed && d.reason.contains("restricted") && d.reason.contains("electron_local"),
+        "{}",
+        d.reason
+    );
+    let confidential = facts(&n, None, SecurityClassification::Confidential, &plain);
+    assert!(!decide(&p, Action::Read, Resource::Template, &confidential).allowed);
+    let confidential_offline = facts(&n, None, SecurityClassification::Confidential, &offline);
+    assert!(decide(&p, Action::Read, Resource::Template, &confidential_offline).allowed);
+    // The central deployment receives everything its roles allow.
+    p.deployment = None;
+    assert!(decide(&p, Action::Read, Resource::Template, &restricted).allowed);
+    // Configured rules replace the built-in ones.
+    let open = delivery::DeliveryRules {
+        restricted: delivery::ClassRule {
+            deployments: DeploymentModel::ALL.to_vec(),
+            when_offline_allowed: vec![],
+        },
+        ..delivery::DeliveryRules::default()
+    };
+    p.deployment = Some(DeploymentModel::ElectronLocal);
+    let with_rules = Target { delivery: Some(&open), ..restricted };
+    assert!(decide(&p, Action::Read, Resource::Template, &with_rules).allowed);
+}
+
+#[test]
 fn restricted_creation_per_type() {
     let key = PromptTypeKey::parse("legal").unwrap();
     let policy = TypePolicy {

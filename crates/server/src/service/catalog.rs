@@ -182,8 +182,8 @@ impl Registry {
         // Only what this principal may read (scoped roles, allowed roles,
         // deployments); the cursor still walks the whole listing.
         page.items.retain(|t| {
-            promptvault_core::authz::decide(who, Action::Read, Resource::Template, &template_target(t))
-                .allowed
+            let target = self.with_rules(&template_target(t));
+            promptvault_core::authz::decide(who, Action::Read, Resource::Template, &target).allowed
         });
         self.audit_ok(who, "template.list", Resource::Template, None, json!({"count": page.items.len()}))
             .await;

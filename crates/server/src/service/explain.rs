@@ -3,7 +3,7 @@
 use promptvault_core::authz::{
     Action, Credential, Decision, Origin, Principal, Resource, RoleDef, Target, builtin, decide,
 };
-use promptvault_core::{PromptTypeKey, SecurityClassification, TemplateName, UserId};
+use promptvault_core::{DeploymentModel, PromptTypeKey, SecurityClassification, TemplateName, UserId};
 use serde_json::json;
 
 use super::{Missing, Registry, Result, ServiceError, template_target};
@@ -19,6 +19,9 @@ pub struct ExplainRequest {
     pub type_key: Option<PromptTypeKey>,
     /// For a template not created yet: its classification.
     pub classification: Option<SecurityClassification>,
+    /// The deployment to judge the request as coming from (the asker's,
+    /// or the central web deployment for someone else, when absent).
+    pub deployment: Option<DeploymentModel>,
 }
 
 /// The decision with who it is about.
@@ -33,7 +36,7 @@ impl Registry {
     /// Anyone may ask about themselves; asking about someone else needs
     /// `role:read` (admins, auditors).
     pub async fn explain(&self, who: &Principal, req: ExplainRequest) -> Result<Explained> {
-        let subject: Principal = match req.user {
+        let mut subject: Principal = match req.user {
             None => who.clone(),
             Some(id) if id == who.user_id => who.clone(),
             Some(id) => {
@@ -61,6 +64,9 @@ impl Registry {
                 }
             }
         };
+        if let Some(d) = req.deployment {
+            subject.deployment = Some(d);
+        }
         let template = match &req.template {
             Some(name) => Some(self.template_or_404(name).await?),
             None => None,
@@ -84,7 +90,7 @@ impl Registry {
         if matches!(req.resource, Resource::Key | Resource::User) && req.template.is_none() {
             target.owner = Some(subject.user_id);
         }
-        let decision = decide(&subject, req.action, req.resource, &target);
+        let decision = decide(&subject, req.action, req.resource, &self.with_rules(&target));
         self.audit_ok(
             who,
             "role.explain",

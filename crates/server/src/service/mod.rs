@@ -70,6 +70,8 @@ pub struct Registry {
     protected_labels: Vec<LabelName>,
     /// Web session lifetimes.
     sessions: crate::session::SessionSettings,
+    /// Which deployments receive templates of each classification.
+    delivery: promptvault_core::authz::delivery::DeliveryRules,
 }
 
 impl std::fmt::Debug for Registry {
@@ -107,7 +109,21 @@ impl Registry {
             ),
             protected_labels: vec![LabelName::parse("production").expect("a valid label")],
             sessions: crate::session::SessionSettings::default(),
+            delivery: promptvault_core::authz::delivery::DeliveryRules::default(),
         }
+    }
+
+    /// Uses these delivery rules by classification instead of the built-in
+    /// ones.
+    #[must_use]
+    pub fn with_delivery(mut self, rules: promptvault_core::authz::delivery::DeliveryRules) -> Self {
+        self.delivery = rules;
+        self
+    }
+
+    /// `target` judged by the delivery rules in force.
+    fn with_rules<'a>(&'a self, target: &Target<'a>) -> Target<'a> {
+        Target { delivery: Some(&self.delivery), ..*target }
     }
 
     /// Uses these workflows and checks (configured built-ins) instead of
@@ -177,7 +193,7 @@ impl Registry {
         target: &Target<'_>,
         name: Option<&str>,
     ) -> Result<()> {
-        let decision = decide(who, action, resource, target);
+        let decision = decide(who, action, resource, &self.with_rules(target));
         if decision.allowed {
             return Ok(());
         }
@@ -194,7 +210,7 @@ impl Registry {
         version: &promptvault_core::model::Version,
         action: Action,
     ) -> Result<()> {
-        let target = template_target(template);
+        let target = self.with_rules(&template_target(template));
         let decision =
             promptvault_core::authz::lifecycle::decide_version(who, version.seq, version.status, &target);
         if decision.allowed {
@@ -376,5 +392,6 @@ pub(crate) fn template_target(t: &promptvault_core::model::Template) -> Target<'
         }),
         new_classification: None,
         owner: None,
+        delivery: None,
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod catalog;
+mod deployments;
 mod governance;
 mod input;
 mod jwt;
@@ -59,6 +60,8 @@ fn main() {
             jwt::refused_tokens_are_audited_and_change_nothing,
             jwt::asymmetric_tokens_verify_against_a_jwks,
             jwt::bad_jwt_settings_stop_the_start,
+            deployments::classification_decides_which_deployments_receive_a_template,
+            deployments::delivery_rules_are_configurable,
         ],
         promptvault_testkit::cases![
             catalog::servers_sharing_postgres_see_each_others_writes,

@@ -75,6 +75,11 @@ pub struct TemplateAccessDto {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub restricted_deployments: Vec<DeploymentModel>,
+    /// May be delivered to the desktop deployments (`electron_local`,
+    /// `electron_remote`) where the classification rules ask for this mark
+    /// (confidential templates, by default).
+    #[serde(default)]
+    pub offline_allowed: bool,
 }
 
 impl From<TemplateAccess> for TemplateAccessDto {
@@ -83,6 +88,7 @@ impl From<TemplateAccess> for TemplateAccessDto {
             owner_only: a.owner_only,
             allowed_roles: a.allowed_roles,
             restricted_deployments: a.restricted_deployments,
+            offline_allowed: a.offline_allowed,
         }
     }
 }
@@ -93,6 +99,7 @@ impl From<TemplateAccessDto> for TemplateAccess {
             owner_only: a.owner_only,
             allowed_roles: a.allowed_roles,
             restricted_deployments: a.restricted_deployments,
+            offline_allowed: a.offline_allowed,
         }
     }
 }

@@ -462,6 +462,10 @@ pub struct ExplainQuery {
     pub type_key: Option<String>,
     /// For creating a template: its classification.
     pub classification: Option<String>,
+    /// Judge as if the request came from this deployment (`electron_local`,
+    /// `electron_remote`, `web_application`); the asking credential's
+    /// deployment when absent.
+    pub deployment: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -503,6 +507,7 @@ pub async fn explain(
             .transpose()?,
         type_key: q.type_key.as_deref().map(query_value).transpose()?,
         classification: q.classification.as_deref().map(query_value).transpose()?,
+        deployment: q.deployment.as_deref().map(query_value).transpose()?,
     };
     let e = s.registry.explain(&who, req).await?;
     Ok(axum::Json(ExplainResponse {
