@@ -64,6 +64,9 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// TLS helpers: a self-signed certificate for local use.
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// Prompt types: categories with an optional parameter contract.
     #[command(subcommand, alias = "type")]
     Types(cmd::catalog::TypeCommand),
@@ -140,6 +143,21 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Write a self-signed certificate (cert.pem) and its key (key.pem,
+    /// mode 0600) into a directory, for [tls] cert_file and key_file.
+    SelfSigned {
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// A DNS name or IP address the certificate is for (repeat for more;
+        /// default: localhost, 127.0.0.1, ::1).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print an annotated example configuration file.
     Example,
@@ -159,6 +177,10 @@ pub struct ServeArgs {
     /// TOML configuration file (also: PROMPTVAULT_CONFIG).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a proxy that
+    /// terminates TLS); without it and without [tls] the server refuses.
+    #[arg(long)]
+    allow_insecure_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +241,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => cmd::serve::serve(args).await,
         Command::Demo(args) => cmd::serve::demo(args, out).await,
+        Command::Tls(TlsCommand::SelfSigned { out: dir, hosts }) => {
+            let (cert, key) = promptvault_server::tls::write_self_signed(&dir, &hosts)
+                .map_err(|e| CliError::new(exit::FAILURE, e))?;
+            if out.json {
+                println!("{}", serde_json::json!({"cert_file": cert, "key_file": key}));
+            } else {
+                println!("wrote {} and {} (mode 0600)", cert.display(), key.display());
+                println!(
+                    "[tls]\ncert_file = {:?}\nkey_file = {:?}",
+                    cert.display().to_string(),
+                    key.display().to_string()
+                );
+            }
+            Ok(())
+        }
         Command::Config(ConfigCommand::Example) => {
             print!("{}", promptvault_server::settings::EXAMPLE);
             Ok(())

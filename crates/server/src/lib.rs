@@ -16,6 +16,7 @@ pub mod service;
 pub mod session;
 pub mod settings;
 pub mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use auth::Bootstrap;
 pub use settings::Settings;
@@ -53,6 +55,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    /// `https` under TLS, `http` otherwise.
+    scheme: &'static str,
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     usage: UsageWriter,
@@ -67,6 +71,14 @@ pub const DEFAULT_TYPE: &str = "general";
 
 /// Opens the store, prepares it and starts serving.
 pub async fn start(settings: Settings) -> Result<Server, StartError> {
+    // Transport first: nothing is opened for a start that would be refused.
+    let tls_files = settings.tls.files().map_err(settings::SettingsError::Invalid)?;
+    tls::check_plain_http(settings.listen, tls_files.is_some(), settings.allow_insecure_http)
+        .map_err(settings::SettingsError::Invalid)?;
+    let tls_config = match tls_files {
+        Some((cert, key)) => Some(tls::load(cert, key).await.map_err(StartError::Io)?),
+        None => None,
+    };
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         StartError::Io(format!("cannot create data directory {}: {e}", settings.data_dir.display()))
     })?;
@@ -151,8 +163,14 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     }
     let auth = Arc::new(auth);
     let state = state::AppState { registry, auth, metrics, body_limit: settings.body_limit_bytes };
-    let app =
-        axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(api::app(state));
+    let mut router = api::app(state);
+    if tls_config.is_some() {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static(tls::HSTS),
+        ));
+    }
+    let app = axum::middleware::map_request(|req| async move { api::rewrite_uri(req) }).layer(router);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", settings.listen)))?;
@@ -161,13 +179,35 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         .map_err(|e| StartError::Io(format!("cannot read the listening address: {e}")))?;
     let stop = CancellationToken::new();
     let signal = stop.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await
-    });
-    tracing::info!(%local_addr, backend = store.backend().as_str(), "promptvault listening");
-    Ok(Server { local_addr, stop, http, usage, audit, store, bootstrap, upkeep })
+    let scheme = if tls_config.is_some() { "https" } else { "http" };
+    let http = match tls_config {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { signal.cancelled().await })
+                .await
+        }),
+        Some(config) => {
+            let listener = listener
+                .into_std()
+                .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", settings.listen)))?;
+            let handle = axum_server::Handle::new();
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
+                .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", settings.listen)))?
+                .handle(handle.clone());
+            // Same as plain HTTP: stop accepting, let requests in flight finish.
+            tokio::spawn(async move {
+                signal.cancelled().await;
+                handle.graceful_shutdown(None);
+            });
+            // axum-server hands hyper's body type; a router adapts it to axum's.
+            let app = axum::Router::new().fallback_service(app);
+            tokio::spawn(async move {
+                server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await
+            })
+        }
+    };
+    tracing::info!(%local_addr, scheme, backend = store.backend().as_str(), "promptvault listening");
+    Ok(Server { local_addr, scheme, stop, http, usage, audit, store, bootstrap, upkeep })
 }
 
 /// The `[auth.jwt]` identity provider, when enabled; bad settings stop the
@@ -256,6 +296,12 @@ impl Server {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the server answers: `https://…` under TLS, `http://…` without.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.local_addr)
     }
 
     /// What the first start created, if this was it.

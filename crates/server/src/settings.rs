@@ -51,6 +51,11 @@ pub struct Settings {
     /// templates of each classification (`deployments`), and which receive
     /// them only when the template is offline-allowed (`when_offline_allowed`).
     pub deployment_rules: promptvault_core::authz::delivery::DeliveryRules,
+    /// `[tls]`: serve HTTPS from these certificate and key files.
+    pub tls: crate::tls::TlsSettings,
+    /// Serve plain HTTP on a non-loopback address anyway (behind a proxy
+    /// that terminates TLS). Without TLS or this, the server refuses.
+    pub allow_insecure_http: bool,
 }
 
 /// `[auth]`: the ways in besides API keys.
@@ -165,6 +170,8 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             governance: GovernanceSettings::default(),
             deployment_rules: promptvault_core::authz::delivery::DeliveryRules::default(),
+            tls: crate::tls::TlsSettings::default(),
+            allow_insecure_http: false,
         }
     }
 }
@@ -216,6 +223,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_http: Option<bool>,
 }
 
 /// Environment variables the client uses; the server ignores them.
@@ -291,6 +300,7 @@ impl Settings {
                 names.join(", deployment_rules.")
             ));
         }
+        self.tls.files().map_err(SettingsError::Invalid)?;
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
         }
@@ -414,6 +424,10 @@ mod tests {
             "[governance.checks.classification_tags]",
             "[deployment_rules.confidential]",
             "when_offline_allowed",
+            "allow_insecure_http",
+            "[tls]",
+            "cert_file",
+            "key_file",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }

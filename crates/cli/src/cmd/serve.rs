@@ -59,14 +59,18 @@ fn announce_bootstrap(server: &promptvault_server::Server) {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let overrides =
-        Overrides { listen: args.listen, data_dir: args.data_dir, database_url: args.database_url };
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        allow_insecure_http: args.allow_insecure_http.then_some(true),
+    };
     let settings =
         Settings::load(args.config.as_deref(), &overrides).map_err(|e| CliError::invalid(e.to_string()))?;
     init_logging(&settings.log);
     let server = start(settings).await?;
     announce_bootstrap(&server);
-    eprintln!("promptvault is serving on http://{} (Ctrl-C stops it)", server.local_addr());
+    eprintln!("promptvault is serving on {} (Ctrl-C stops it)", server.url());
     until_stopped().await;
     eprintln!("stopping: finishing requests and writing usage records…");
     server.shutdown().await.map_err(|e| CliError::new(exit::FAILURE, e.to_string()))
@@ -134,8 +138,12 @@ impl Tour<'_> {
 pub async fn demo(args: DemoArgs, out: Out) -> Result<()> {
     let dir = args.data_dir;
     let db = format!("sqlite://{}", dir.join("promptvault.db").display());
-    let overrides =
-        Overrides { listen: Some(args.listen), data_dir: Some(dir.clone()), database_url: Some(db) };
+    let overrides = Overrides {
+        listen: Some(args.listen),
+        data_dir: Some(dir.clone()),
+        database_url: Some(db),
+        ..Overrides::default()
+    };
     let settings = Settings::load(None, &overrides).map_err(|e| CliError::invalid(e.to_string()))?;
     init_logging(&LogSettings { level: "warn".into(), ..settings.log.clone() });
     let server = start(settings).await?;

@@ -31,6 +31,7 @@ fn main() {
         misc::a_closed_stdout_ends_quietly,
         serve::serve_layers_settings_and_stops_gracefully,
         serve::jwt_settings_from_the_environment_are_checked_at_start,
+        serve::self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_refused,
         audit::the_audit_trail_is_listed_exported_and_verified,
         identity::users_keys_and_roles_are_managed,
         identity::versions_go_through_review,

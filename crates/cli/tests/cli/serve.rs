@@ -142,3 +142,101 @@ pub async fn jwt_settings_from_the_environment_are_checked_at_start(db: Db) {
     assert!(run.code != 0 && run.stderr.contains("unknown field"), "{run}");
     assert!(!std::path::Path::new(data).join("promptvault.db").exists(), "nothing was created");
 }
+
+/// `tls self-signed` writes a pair `serve` uses for HTTPS (with HSTS), and
+/// SIGTERM still stops it gracefully; plain HTTP beyond loopback is refused
+/// with one line unless allowed.
+pub async fn self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_refused(db: Db) {
+    use rustls::pki_types::pem::PemObject;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = db.dir.path().join("certs");
+    let dir_s = dir.to_str().expect("UTF-8 path");
+    let run = crate::support::Call::new(&[
+        "tls",
+        "self-signed",
+        "--out",
+        dir_s,
+        "--host",
+        "localhost",
+        "--host",
+        "127.0.0.1",
+    ])
+    .run()
+    .await;
+    assert!(run.ok().contains("cert.pem") && run.ok().contains("mode 0600"), "{run}");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mode = std::fs::metadata(&key).expect("key written").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key is private");
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .expect("cert file")
+        .collect::<Result<_, _>>()
+        .expect("cert parses");
+    assert_eq!(certs.len(), 1);
+    rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key parses");
+    // Run again: the pair is replaced, the key stays private.
+    crate::support::Call::new(&["tls", "self-signed", "--out", dir_s]).run().await.success();
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // Plain HTTP on every interface: refused, one line, nothing created.
+    let data = db.dir.path().join("tls-served");
+    let data_s = data.to_str().expect("UTF-8 path");
+    let run = crate::support::Call::new(&["serve", "--listen", "0.0.0.0:0", "--data-dir", data_s])
+        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
+        .run()
+        .await;
+    assert_ne!(run.code, 0, "{run}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run}");
+    assert!(run.stderr.contains("refusing to serve plain HTTP on 0.0.0.0:0"), "{run}");
+    assert!(!data.join("promptvault.db").exists(), "nothing was created");
+
+    // HTTPS with the pair, from the environment.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+    cmd.env_clear()
+        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
+        .env("PROMPTVAULT_LOG__LEVEL", "warn")
+        .env("PROMPTVAULT_TLS__CERT_FILE", &cert)
+        .env("PROMPTVAULT_TLS__KEY_FILE", &key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if db.kind == Kind::Postgres {
+        cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
+            .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
+    }
+    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
+    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
+    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
+    let addr = tokio::task::spawn_blocking(move || {
+        let addr = listening_on(&mut stderr);
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        addr
+    })
+    .await
+    .expect("reader");
+    assert!(addr.starts_with("https://127.0.0.1:"), "{addr}");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).expect("cert");
+    let http = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
+    let r = http
+        .post(format!("{addr}/api/v1/templates"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "tls-served", "template_text": "Hi over TLS"}))
+        .send()
+        .await
+        .expect("https");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=63072000; includeSubDomains");
+    let r = http
+        .get(format!("{addr}/api/v1/templates/tls-served?label=latest"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["version"]["template_text"], "Hi over TLS", "{body}");
+    let killed = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let mut child = reap.0.take().expect("child");
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    assert!(status.success(), "serve under TLS exited with {status} on SIGTERM");
+}

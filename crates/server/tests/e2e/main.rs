@@ -11,6 +11,7 @@ mod policy;
 mod render;
 mod sessions;
 mod support;
+mod tls;
 mod versions;
 mod workflows;
 
@@ -62,6 +63,8 @@ fn main() {
             jwt::bad_jwt_settings_stop_the_start,
             deployments::classification_decides_which_deployments_receive_a_template,
             deployments::delivery_rules_are_configurable,
+            tls::https_serves_content_with_hsts,
+            tls::plain_http_beyond_loopback_is_refused,
         ],
         promptvault_testkit::cases![
             catalog::servers_sharing_postgres_see_each_others_writes,
