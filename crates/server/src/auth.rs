@@ -395,14 +395,32 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let origin = origin_of(parts);
+        let limiter = state.limiter.as_deref();
+        // Failed credentials draw from the address's bucket (requests with
+        // none were limited by the middleware already).
+        let limit_addr = || match (limiter, crate::ratelimit::client_ip(&parts.extensions)) {
+            (Some(l), Some(ip)) if crate::ratelimit::carries_credentials(&parts.headers) => {
+                l.admit(crate::ratelimit::Key::Addr(ip))
+            }
+            _ => Ok(()),
+        };
         match presented_token(parts) {
-            Ok(token) => state
-                .auth
-                .authenticate(token, &origin)
-                .await
-                .inspect_err(|e| state.auth.record_refusal(e, &origin, Some(token))),
+            Ok(token) => match state.auth.authenticate(token, &origin).await {
+                Ok(principal) => {
+                    if let Some(l) = limiter {
+                        l.admit(crate::ratelimit::Key::of(&principal))?;
+                    }
+                    Ok(principal)
+                }
+                Err(e) => {
+                    state.auth.record_refusal(&e, &origin, Some(token));
+                    limit_addr()?;
+                    Err(e)
+                }
+            },
             Err(e) => {
                 state.auth.record_refusal(&e, &origin, None);
+                limit_addr()?;
                 Err(e)
             }
         }

@@ -63,6 +63,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let retry_after = (self.status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| self.extra.get("retry_after_seconds").and_then(Value::as_u64))
+            .flatten();
         let problem = Problem {
             type_: format!("urn:promptvault:problem:{}", self.code),
             title,
@@ -77,6 +80,9 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"promptvault\""));
+        }
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(etag) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
             headers.insert(header::ETAG, etag);

@@ -11,6 +11,7 @@ pub mod error;
 pub mod jwt;
 pub mod observability;
 pub mod password;
+pub mod ratelimit;
 pub mod secret;
 pub mod service;
 pub mod session;
@@ -162,7 +163,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         auth = auth.with_identity_provider(idp);
     }
     let auth = Arc::new(auth);
-    let state = state::AppState { registry, auth, metrics, body_limit: settings.body_limit_bytes };
+    let limiter = settings.rate_limit.limiter().map_err(settings::SettingsError::Invalid)?;
+    let state = state::AppState { registry, auth, metrics, body_limit: settings.body_limit_bytes, limiter };
     let mut router = api::app(state);
     if tls_config.is_some() {
         router = router.layer(SetResponseHeaderLayer::overriding(

@@ -56,6 +56,8 @@ pub struct Settings {
     /// Serve plain HTTP on a non-loopback address anyway (behind a proxy
     /// that terminates TLS). Without TLS or this, the server refuses.
     pub allow_insecure_http: bool,
+    /// `[rate_limit]`: a token bucket per credential (off by default).
+    pub rate_limit: crate::ratelimit::RateLimitSettings,
 }
 
 /// `[auth]`: the ways in besides API keys.
@@ -172,6 +174,7 @@ impl Default for Settings {
             deployment_rules: promptvault_core::authz::delivery::DeliveryRules::default(),
             tls: crate::tls::TlsSettings::default(),
             allow_insecure_http: false,
+            rate_limit: crate::ratelimit::RateLimitSettings::default(),
         }
     }
 }
@@ -301,6 +304,7 @@ impl Settings {
             ));
         }
         self.tls.files().map_err(SettingsError::Invalid)?;
+        self.rate_limit.limiter().map_err(SettingsError::Invalid)?;
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
         }
@@ -370,6 +374,11 @@ mod tests {
     fn example_config_parses_and_mentions_every_setting() {
         let parsed: Settings = toml::from_str(EXAMPLE).expect("example parses");
         assert_eq!(parsed.default_label, "production");
+        assert_eq!(parsed.deployment_rules, promptvault_core::authz::delivery::DeliveryRules::default());
+        assert!(!parsed.rate_limit.enabled && !parsed.allow_insecure_http && parsed.tls.cert_file.is_none());
+        let s: Settings =
+            toml::from_str("[rate_limit]\nenabled = true\nrequests_per_second = 2\nburst = 4").unwrap();
+        assert!((s.rate_limit.requests_per_second - 2.0).abs() < f64::EPSILON, "an integer rate is accepted");
         assert_eq!(parsed.governance.checks, promptvault_core::compliance::BuiltinsConfig::default());
         for key in [
             "listen",
@@ -428,6 +437,9 @@ mod tests {
             "[tls]",
             "cert_file",
             "key_file",
+            "[rate_limit]",
+            "requests_per_second",
+            "burst",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }

@@ -13,4 +13,6 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub metrics: PrometheusHandle,
     pub body_limit: usize,
+    /// Token buckets per credential, when `[rate_limit]` is enabled.
+    pub limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
 }

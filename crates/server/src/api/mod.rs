@@ -101,6 +101,7 @@ pub fn app(state: AppState) -> Router {
             )
             .into_response()
         }))
+        .layer(middleware::from_fn_with_state(state.limiter.clone(), crate::ratelimit::limit_anonymous))
         .layer(middleware::from_fn(record_metrics))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),

@@ -8,6 +8,7 @@ mod governance;
 mod input;
 mod jwt;
 mod policy;
+mod ratelimit;
 mod render;
 mod sessions;
 mod support;
@@ -65,6 +66,7 @@ fn main() {
             deployments::delivery_rules_are_configurable,
             tls::https_serves_content_with_hsts,
             tls::plain_http_beyond_loopback_is_refused,
+            ratelimit::a_burst_beyond_the_limit_gets_429_and_other_keys_are_unaffected,
         ],
         promptvault_testkit::cases![
             catalog::servers_sharing_postgres_see_each_others_writes,
