@@ -205,7 +205,7 @@ impl Authenticator {
             });
         }
         let roles = self.resolve_roles(&user.roles).await;
-        Ok(crate::service::session::session_principal(&user, roles))
+        Ok(crate::service::session::session_principal(&user, roles, record.authenticated_at))
     }
 
     /// Checks a bearer token; `origin` is the request's, for the principal
@@ -346,6 +346,7 @@ impl Authenticator {
             roles,
             deployment: record.deployment.as_deref().and_then(|d| d.parse().ok()),
             origin: Origin::default(),
+            authenticated_at: None,
         };
         let via = Via::ApiKey { key: record.id, touched_at: Instant::now() };
         self.remember(*hash, &principal, epoch, via, record.expires_at);

@@ -130,6 +130,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::PRECONDITION_REQUIRED, "precondition_required", detail)
             }
             ServiceError::Forbidden { detail } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            ServiceError::ReauthenticationRequired { detail } => {
+                ApiError::new(StatusCode::FORBIDDEN, "reauthentication_required", detail)
+            }
             ServiceError::Unauthenticated { code, detail } => {
                 ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
             }

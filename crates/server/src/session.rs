@@ -29,11 +29,14 @@ pub struct SessionSettings {
     /// Mark the cookie `Secure` (send it over HTTPS only). Set it whenever
     /// browsers reach the server through TLS.
     pub secure_cookie: bool,
+    /// Changing or rendering a restricted template needs a password given
+    /// (at sign-in or `POST /api/v1/reauth`) within this many minutes.
+    pub reauth_after_minutes: u32,
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self { idle_timeout_minutes: 30, max_age_hours: 12, secure_cookie: false }
+        Self { idle_timeout_minutes: 30, max_age_hours: 12, secure_cookie: false, reauth_after_minutes: 5 }
     }
 }
 
@@ -41,6 +44,11 @@ impl SessionSettings {
     #[must_use]
     pub fn idle_timeout(&self) -> chrono::Duration {
         chrono::Duration::minutes(i64::from(self.idle_timeout_minutes))
+    }
+
+    #[must_use]
+    pub fn reauth_after(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.reauth_after_minutes))
     }
 
     #[must_use]

@@ -289,9 +289,14 @@ impl Settings {
             return invalid(format!("log.format must be \"text\" or \"json\", not {:?}", self.log.format));
         }
         let sessions = &self.auth.sessions;
-        if sessions.idle_timeout_minutes == 0 || sessions.max_age_hours == 0 {
+        if sessions.idle_timeout_minutes == 0
+            || sessions.max_age_hours == 0
+            || sessions.reauth_after_minutes == 0
+        {
             return invalid(
-                "auth.sessions.idle_timeout_minutes and auth.sessions.max_age_hours must be positive".into(),
+                "auth.sessions.idle_timeout_minutes, auth.sessions.max_age_hours and \
+                 auth.sessions.reauth_after_minutes must be positive"
+                    .into(),
             );
         }
         let excluded = self.deployment_rules.web_excluded();
@@ -410,6 +415,7 @@ mod tests {
             "protected_labels",
             "[auth.sessions]",
             "idle_timeout_minutes",
+            "reauth_after_minutes",
             "[auth.jwt]",
             "hs256_secret_file",
             "jwks_url",

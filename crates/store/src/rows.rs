@@ -437,6 +437,7 @@ pub(crate) struct SessionRow {
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    pub authenticated_at: DateTime<Utc>,
 }
 
 impl SessionRow {
@@ -446,6 +447,7 @@ impl SessionRow {
             created_at: self.created_at,
             last_seen_at: self.last_seen_at,
             expires_at: self.expires_at,
+            authenticated_at: self.authenticated_at,
         }
     }
 }

@@ -135,6 +135,9 @@ pub trait Store: Send + Sync + 'static {
     /// nothing happens for an unknown session.
     async fn touch_session(&self, token_hash: &[u8; 32], at: DateTime<Utc>) -> Result<()>;
     async fn delete_session(&self, token_hash: &[u8; 32], w: Write) -> Result<()>;
+    /// Records that the session proved its password again at `at` (also
+    /// activity); `NotFound` for an unknown session.
+    async fn reauthenticate_session(&self, token_hash: &[u8; 32], at: DateTime<Utc>, w: Write) -> Result<()>;
     /// Deletes sessions that expired at or before `now`; how many.
     async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64>;
 

@@ -384,6 +384,9 @@ pub struct SessionRecord {
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// When the session last proved its password: sign-in, or
+    /// re-authentication.
+    pub authenticated_at: DateTime<Utc>,
 }
 
 /// Work for the usage writer, applied in order within one transaction.

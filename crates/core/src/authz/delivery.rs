@@ -159,6 +159,7 @@ mod tests {
             roles: vec![builtin::role_named("admin").unwrap()],
             deployment: d,
             origin: Origin::default(),
+            authenticated_at: None,
         }
     }
 

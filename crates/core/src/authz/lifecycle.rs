@@ -116,6 +116,7 @@ mod tests {
             roles: vec![builtin::role_named(role).unwrap()],
             deployment,
             origin: Origin::default(),
+            authenticated_at: None,
         }
     }
 

@@ -18,6 +18,7 @@
 pub mod builtin;
 pub mod delivery;
 pub mod lifecycle;
+pub mod reauth;
 
 use std::fmt;
 use std::str::FromStr;
@@ -321,6 +322,9 @@ pub struct Principal {
     pub deployment: Option<DeploymentModel>,
     /// Where the request came from, for the audit trail.
     pub origin: Origin,
+    /// For a web session: when it last proved its password (sign-in or
+    /// re-authentication). `None` for API keys and JWTs.
+    pub authenticated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The request a principal acts through.

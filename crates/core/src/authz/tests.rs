@@ -8,6 +8,7 @@ fn principal(roles: &[&str]) -> Principal {
         roles: roles.iter().map(|r| builtin::role_named(r).expect("built-in")).collect(),
         deployment: None,
         origin: Origin::default(),
+        authenticated_at: None,
     }
 }
 

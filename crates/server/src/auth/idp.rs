@@ -100,6 +100,7 @@ impl Authenticator {
             roles,
             deployment: None,
             origin: Origin::default(),
+            authenticated_at: None,
         };
         Ok((principal, claims.expires_at))
     }

@@ -43,6 +43,9 @@ pub enum ServiceError {
     PreconditionRequired { detail: String },
     #[error("{detail}")]
     Forbidden { detail: String },
+    /// Allowed, but a web session must give its password again first (403).
+    #[error("{detail}")]
+    ReauthenticationRequired { detail: String },
     /// Who is asking could not be established (401).
     #[error("{detail}")]
     Unauthenticated { code: &'static str, detail: String },

@@ -61,6 +61,7 @@ impl Registry {
                     roles,
                     deployment: None,
                     origin: Origin::default(),
+                    authenticated_at: None,
                 }
             }
         };

@@ -194,10 +194,18 @@ impl Registry {
         name: Option<&str>,
     ) -> Result<()> {
         let decision = decide(who, action, resource, &self.with_rules(target));
-        if decision.allowed {
-            return Ok(());
+        if !decision.allowed {
+            return self.deny(who, action, resource, name, decision.reason).await;
         }
-        self.deny(who, action, resource, name, decision.reason).await
+        let max_age = self.sessions.reauth_after();
+        if let Some(stale) =
+            promptvault_core::authz::reauth::required(who, action, resource, target, Utc::now(), max_age)
+        {
+            // Audited like a denial, answered with its own code.
+            let _ = self.deny(who, action, resource, name, stale.reason.clone()).await;
+            return Err(ServiceError::ReauthenticationRequired { detail: stale.reason });
+        }
+        Ok(())
     }
 
     /// The rules of the version's lifecycle state: drafts and versions in

@@ -121,6 +121,53 @@ impl Registry {
         Ok(())
     }
 
+    /// Proves the password of a web session's user again, so it may act on
+    /// restricted templates for `reauth_after_minutes` more (audited, a
+    /// wrong password too).
+    pub async fn reauthenticate(&self, who: &Principal, token: &str, secret: &str) -> Result<()> {
+        if who.credential != Credential::Session || !token.starts_with(session::TOKEN_PREFIX) {
+            return Err(ServiceError::conflict(
+                "not_a_session",
+                "re-authentication is for web sessions; API keys and JWTs are not asked for it",
+            ));
+        }
+        let name = who.user_id.to_string();
+        let stored = if secret.is_empty() || secret.len() > password::MAX_BYTES {
+            None
+        } else {
+            self.store.user_password_hash(who.user_id).await?
+        };
+        let given = secret.to_owned();
+        let ok = tokio::task::spawn_blocking(move || match stored {
+            Some(h) => password::verify(&given, &h),
+            None => {
+                password::verify_nothing(&given);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            let ev = self.audit.event(
+                who,
+                "auth.reauth",
+                Resource::User.as_str(),
+                Some(name),
+                AuditOutcome::Denied,
+                Some("wrong password".into()),
+                Value::Null,
+            );
+            self.audit.record(ev).await;
+            return Err(ServiceError::Unauthenticated {
+                code: "invalid_credentials",
+                detail: "the password is not right".into(),
+            });
+        }
+        let w = self.audited(who, "auth.reauth", Resource::User, &name, Value::Null);
+        self.store.reauthenticate_session(&hash_token(token), Self::now(), w).await?;
+        Ok(())
+    }
+
     /// Sets a user's password. Your own needs your current one (when you
     /// have one); someone else's needs `user:update`.
     pub async fn set_password(
@@ -177,7 +224,11 @@ impl Registry {
 
 /// The principal of a web session: the user's roles, the web deployment.
 #[must_use]
-pub fn session_principal(user: &User, roles: Vec<promptvault_core::authz::RoleDef>) -> Principal {
+pub fn session_principal(
+    user: &User,
+    roles: Vec<promptvault_core::authz::RoleDef>,
+    authenticated_at: DateTime<Utc>,
+) -> Principal {
     Principal {
         user_id: user.id,
         display: user.email.clone().unwrap_or_else(|| format!("user {}", user.id)),
@@ -185,5 +236,6 @@ pub fn session_principal(user: &User, roles: Vec<promptvault_core::authz::RoleDe
         roles,
         deployment: Some(DeploymentModel::WebApplication),
         origin: Origin::default(),
+        authenticated_at: Some(authenticated_at),
     }
 }

@@ -51,6 +51,7 @@ fn main() {
             governance::reviewers_racing_on_the_last_approval,
             governance::protected_labels_hold_only_approved_versions,
             sessions::passwords_sign_in_to_sessions_that_end,
+            sessions::activity_extends_sessions_and_restricted_work_needs_a_recent_password,
             policy::every_route_and_role_follow_the_policy,
             workflows::a_workflow_set_through_the_api_governs_approval,
             workflows::custom_checks_block_submission_and_show_in_review,

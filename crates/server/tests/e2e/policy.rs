@@ -37,7 +37,7 @@ fn needs(operation: &str) -> Option<Need> {
         "healthz" | "readyz" | "metrics" => return Some(Need::Public),
         "whoami" | "explain_authz" => return Some(Need::AnyKey),
         "login" => return Some(Need::SignIn),
-        "logout" => return Some(Need::Session),
+        "logout" | "reauthenticate" => return Some(Need::Session),
         "set_password" => (Update, User),
         "list_audit_events" | "export_audit_events" | "verify_audit" => (Read, Audit),
         "purge_audit" => (Delete, Audit),
@@ -134,6 +134,7 @@ fn request(
         "explain_authz" => (None, vec![]),
         "login" => (Some(json!({"email": "nobody@example.com", "password": "not the password"})), vec![]),
         "set_password" => (Some(json!({"password": "a long enough passphrase"})), vec![]),
+        "reauthenticate" => (Some(json!({"password": "a long enough passphrase"})), vec![]),
         // Workflows and checks: refused by validation (422) or missing (404)
         // once allowed, so nothing changes.
         "create_workflow" => {
@@ -168,6 +169,7 @@ fn principal(role: &str) -> Principal {
         roles: vec![builtin::role_named(role).expect("built-in role")],
         deployment: None,
         origin: Origin::default(),
+        authenticated_at: None,
     }
 }
 
@@ -212,9 +214,15 @@ pub async fn every_route_and_role_follow_the_policy(db: Arc<TestDb>) {
                     continue;
                 }
                 Need::Session => {
-                    s.anonymous().call(method.clone(), &url, None, &[]).await.problem(401, "unauthorized");
+                    s.anonymous()
+                        .call(method.clone(), &url, body.as_ref(), &[])
+                        .await
+                        .problem(401, "unauthorized");
                     for (_, client) in &keys {
-                        client.call(method.clone(), &url, None, &[]).await.problem(409, "not_a_session");
+                        client
+                            .call(method.clone(), &url, body.as_ref(), &[])
+                            .await
+                            .problem(409, "not_a_session");
                     }
                     continue;
                 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use promptvault_testkit::{Kind, TestDb};
 use reqwest::Method;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use super::support::TestServer;
 
@@ -144,5 +145,122 @@ pub async fn passwords_sign_in_to_sessions_that_end(db: Arc<TestDb>) {
         refused
             .iter()
             .any(|e| e["details"]["code"] == "session_expired" && e["details"]["credential"] == "session")
+    );
+}
+
+/// A timestamp literal both backends store as `at`.
+fn at_literal(kind: Kind, at: chrono::DateTime<chrono::Utc>) -> String {
+    let text = at.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    match kind {
+        Kind::Sqlite => format!("'{text}'"),
+        Kind::Postgres => format!("'{text}'::timestamptz"),
+    }
+}
+
+/// Activity extends a session's idle timeout; changing or rendering a
+/// restricted template needs a recent password, given again with
+/// `POST /reauth` (audited); API keys are not asked.
+pub async fn activity_extends_sessions_and_restricted_work_needs_a_recent_password(db: Arc<TestDb>) {
+    let s = TestServer::start(&db).await;
+    let user = s.post("/api/v1/users", &json!({"email": "rae@example.com", "roles": ["author"]})).await;
+    let id = user.ok(201)["id"].as_str().unwrap().to_owned();
+    let pw = format!("/api/v1/users/{id}/password");
+    assert_eq!(s.put(&pw, &json!({"password": "correct horse battery"})).await.status, 204);
+    let token = login(&s, "rae@example.com", "correct horse battery").await.ok(200)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rae = as_session(&s, &token);
+
+    // Idle for 29 of 30 minutes, then active: the session is extended.
+    let now = chrono::Utc::now();
+    db.exec(&format!(
+        "UPDATE web_session SET last_seen_at = {}",
+        at_literal(db.kind, now - chrono::Duration::minutes(29))
+    ))
+    .await;
+    rae.get("/api/v1/me").await.ok(200);
+    let store = db.open().await;
+    let hash: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+    let mut extended = false;
+    for _ in 0..200 {
+        let seen = store.find_session(&hash).await.unwrap().unwrap().last_seen_at;
+        if seen >= now - chrono::Duration::minutes(1) {
+            extended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(extended, "activity moved last_seen_at forward");
+    rae.get("/api/v1/me").await.ok(200);
+
+    // Just signed in: restricted templates may be created and rendered.
+    let body = json!({"name": "vault/keys", "template_text": "The key is {{ k }}",
+        "parameter_schema": {"type": "object", "properties": {"k": {"type": "string"}}, "required": ["k"]},
+        "security_classification": "restricted"});
+    rae.post("/api/v1/templates", &body).await.ok(201);
+    rae.post("/api/v1/templates", &json!({"name": "open/t", "template_text": "Hi"})).await.ok(201);
+    let render = json!({"label": "latest", "parameters": {"k": "42"}});
+    rae.post("/api/v1/templates/vault%2Fkeys/render", &render).await.ok(200);
+
+    // Six minutes later (the default allows five): reads go on, changes and
+    // renders of the restricted template wait for the password.
+    db.exec(&format!(
+        "UPDATE web_session SET authenticated_at = {}",
+        at_literal(db.kind, chrono::Utc::now() - chrono::Duration::minutes(6))
+    ))
+    .await;
+    let r = rae.post("/api/v1/templates/vault%2Fkeys/render", &render).await;
+    r.problem(403, "reauthentication_required");
+    assert!(r.body["detail"].as_str().unwrap().contains("POST /api/v1/reauth"), "{:?}", r.body);
+    let t = rae.get("/api/v1/templates/vault%2Fkeys?label=latest").await;
+    let etag = t.etag();
+    t.ok(200);
+    rae.patch("/api/v1/templates/vault%2Fkeys", &json!({"description": "x"}), &etag)
+        .await
+        .problem(403, "reauthentication_required");
+    rae.post("/api/v1/templates/vault%2Fkeys/versions", &json!({"template_text": "The key: {{ k }}"}))
+        .await
+        .problem(403, "reauthentication_required");
+    rae.post("/api/v1/templates/open%2Ft/render", &json!({"label": "latest"})).await.ok(200);
+    // API keys are not asked.
+    s.post("/api/v1/templates/vault%2Fkeys/render", &render).await.ok(200);
+    s.post("/api/v1/reauth", &json!({"password": "x"})).await.problem(409, "not_a_session");
+
+    // The password again: a wrong one is refused, the right one refreshes.
+    rae.post("/api/v1/reauth", &json!({"password": "correct horse batterz"}))
+        .await
+        .problem(401, "invalid_credentials");
+    rae.post("/api/v1/templates/vault%2Fkeys/render", &render)
+        .await
+        .problem(403, "reauthentication_required");
+    let r = rae.post("/api/v1/reauth", &json!({"password": "correct horse battery"})).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    rae.post("/api/v1/templates/vault%2Fkeys/render", &render).await.ok(200);
+    rae.patch("/api/v1/templates/vault%2Fkeys", &json!({"description": "x"}), &etag).await.ok(200);
+    // By cookie, re-authentication is a change: it needs the CSRF header.
+    let jar = [("cookie", format!("pv_session={token}"))];
+    let jar: Vec<(&str, &str)> = jar.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let body = json!({"password": "correct horse battery"});
+    s.anonymous()
+        .call(Method::POST, "/api/v1/reauth", Some(&body), &jar)
+        .await
+        .problem(403, "csrf_header_missing");
+
+    // Both attempts are in the audit trail, without the password.
+    let export = s.call(Method::GET, "/api/v1/audit/export", None, &[]).await;
+    let text = match &export.body {
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
+    };
+    assert!(!text.contains("correct horse"), "the password leaked into the audit trail");
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reauth: Vec<&Value> = events.iter().filter(|e| e["action"] == "auth.reauth").collect();
+    assert_eq!(reauth.iter().filter(|e| e["outcome"] == "success").count(), 1, "{reauth:#?}");
+    assert_eq!(reauth.iter().filter(|e| e["outcome"] == "denied").count(), 1, "{reauth:#?}");
+    assert!(
+        events.iter().any(
+            |e| e["outcome"] == "denied" && e["reason"].as_str().unwrap_or("").contains("/api/v1/reauth")
+        )
     );
 }

@@ -212,7 +212,7 @@ pub(super) fn role(r: &PgRow) -> Result<RoleRow> {
     })
 }
 
-pub(super) const SESSION_COLS: &str = "user_id, created_at, last_seen_at, expires_at";
+pub(super) const SESSION_COLS: &str = "user_id, created_at, last_seen_at, expires_at, COALESCE(authenticated_at, created_at) AS authenticated_at";
 
 pub(super) fn session(r: &PgRow) -> Result<SessionRow> {
     Ok(SessionRow {
@@ -220,6 +220,7 @@ pub(super) fn session(r: &PgRow) -> Result<SessionRow> {
         created_at: r.try_get("created_at")?,
         last_seen_at: r.try_get("last_seen_at")?,
         expires_at: r.try_get("expires_at")?,
+        authenticated_at: r.try_get("authenticated_at")?,
     })
 }
 

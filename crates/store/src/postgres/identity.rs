@@ -357,8 +357,8 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         lock_user(&mut tx, user, "FOR KEY SHARE").await?;
         let sql = format!(
-            "INSERT INTO web_session (token_hash, user_id, created_at, last_seen_at, expires_at) \
-             VALUES ($1, $2, $3, $3, $4) RETURNING {SESSION_COLS}"
+            "INSERT INTO web_session (token_hash, user_id, created_at, last_seen_at, expires_at, authenticated_at) \
+             VALUES ($1, $2, $3, $3, $4, $3) RETURNING {SESSION_COLS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash.as_slice())
@@ -398,6 +398,27 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound("session".into()));
+        }
+        notify::commit(tx, None, w.audit.as_ref()).await
+    }
+
+    pub(super) async fn reauthenticate_session_impl(
+        &self,
+        token_hash: &[u8; 32],
+        at: DateTime<Utc>,
+        w: Write,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE web_session SET authenticated_at = $1, last_seen_at = GREATEST(last_seen_at, $1) \
+             WHERE token_hash = $2",
+        )
+        .bind(at)
+        .bind(token_hash.as_slice())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound("session".into()));
         }
         notify::commit(tx, None, w.audit.as_ref()).await

@@ -264,7 +264,7 @@ pub(super) fn role(r: &SqliteRow) -> Result<RoleRow> {
     })
 }
 
-pub(super) const SESSION_COLS: &str = "user_id, created_at, last_seen_at, expires_at";
+pub(super) const SESSION_COLS: &str = "user_id, created_at, last_seen_at, expires_at, COALESCE(authenticated_at, created_at) AS authenticated_at";
 
 pub(super) fn session(r: &SqliteRow) -> Result<SessionRow> {
     Ok(SessionRow {
@@ -272,6 +272,7 @@ pub(super) fn session(r: &SqliteRow) -> Result<SessionRow> {
         created_at: r.time("created_at")?,
         last_seen_at: r.time("last_seen_at")?,
         expires_at: r.time("expires_at")?,
+        authenticated_at: r.time("authenticated_at")?,
     })
 }
 

@@ -324,14 +324,15 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await?;
         load_user(&mut tx, user).await?;
         sqlx::query(
-            "INSERT INTO web_session (token_hash, user_id, created_at, last_seen_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO web_session (token_hash, user_id, created_at, last_seen_at, expires_at, authenticated_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash.as_slice())
         .bind(user.to_string())
         .bind(ts(at))
         .bind(ts(at))
         .bind(ts(expires_at))
+        .bind(ts(at))
         .execute(&mut *tx)
         .await
         .map_err(|e| codec::unique(e, "session", "(token)"))?;
@@ -365,6 +366,27 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound("session".into()));
+        }
+        super::audit::commit(tx, w.audit.as_ref()).await
+    }
+
+    pub(super) async fn reauthenticate_session_impl(
+        &self,
+        token_hash: &[u8; 32],
+        at: DateTime<Utc>,
+        w: Write,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE web_session SET authenticated_at = ?, last_seen_at = MAX(last_seen_at, ?) WHERE token_hash = ?",
+        )
+        .bind(ts(at))
+        .bind(ts(at))
+        .bind(token_hash.as_slice())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound("session".into()));
         }
         super::audit::commit(tx, w.audit.as_ref()).await

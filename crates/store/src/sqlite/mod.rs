@@ -235,6 +235,10 @@ impl Store for SqliteStore {
         self.delete_session_impl(token_hash, w).await
     }
 
+    async fn reauthenticate_session(&self, token_hash: &[u8; 32], at: DateTime<Utc>, w: Write) -> Result<()> {
+        self.reauthenticate_session_impl(token_hash, at, w).await
+    }
+
     async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
         self.delete_expired_sessions_impl(now).await
     }

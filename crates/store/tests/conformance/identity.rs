@@ -521,6 +521,21 @@ pub async fn sessions_create_find_touch_expire_and_delete(db: Arc<TestDb>) {
     s.touch_session(&token(9), t0).await.unwrap();
     assert!(s.find_session(&token(9)).await.unwrap().is_none(), "touching creates nothing");
 
+    // Re-authentication moves the authentication time (and counts as
+    // activity); an unknown session is not found.
+    assert_eq!(created.authenticated_at, t0, "sign-in is the first authentication");
+    s.reauthenticate_session(&token(1), t0 + Duration::minutes(10), now().into()).await.unwrap();
+    let re = s.find_session(&token(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (re.authenticated_at, re.last_seen_at),
+        (t0 + Duration::minutes(10), t0 + Duration::minutes(10))
+    );
+    s.reauthenticate_session(&token(1), t0 + Duration::minutes(7), now().into()).await.unwrap();
+    let re = s.find_session(&token(1)).await.unwrap().unwrap();
+    assert_eq!(re.last_seen_at, t0 + Duration::minutes(10), "activity never moves back");
+    assert_eq!((re.created_at, re.expires_at), (t0, t0 + Duration::hours(8)));
+    not_found(s.reauthenticate_session(&token(9), t0, now().into()).await);
+
     // Expired sessions are still found until swept; the sweep takes those
     // expired at or before `now`.
     s.create_session(token(3), u.id, t0 - Duration::hours(2), t0 - Duration::hours(1), now().into())

@@ -49,6 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::outcome))
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
+        .routes(routes!(session::reauth))
         .routes(routes!(session::set_password))
         .routes(routes!(identity::me))
         .routes(routes!(identity::explain))

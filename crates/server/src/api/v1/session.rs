@@ -113,6 +113,39 @@ pub async fn logout(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthRequest {
+    /// The password of the session's user.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ReauthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReauthRequest").finish_non_exhaustive()
+    }
+}
+
+/// Give the password again: the web session this request was made with may
+/// then change and render restricted templates for
+/// `auth.sessions.reauth_after_minutes` (5 by default).
+#[utoipa::path(post, path = "/reauth", tag = "sessions", operation_id = "reauthenticate",
+    request_body = ReauthRequest,
+    responses((status = 204, description = "Re-authenticated"),
+        (status = 401, description = "Wrong password, or no valid session", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not made with a web session", body = Problem, content_type = "application/problem+json")))]
+pub async fn reauth(
+    State(s): State<AppState>,
+    who: Principal,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<ReauthRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = crate::auth::presented_token_of(&headers, &method)?;
+    s.registry.reauthenticate(&who, token, &req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Set a user's password: your own with your current one, anyone's with
 /// `user:update`.
 #[utoipa::path(put, path = "/users/{id}/password", tag = "users", operation_id = "set_password",
