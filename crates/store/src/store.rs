@@ -167,6 +167,8 @@ pub trait Store: Send + Sync + 'static {
         w: Write,
     ) -> Result<(Template, Version)>;
     async fn get_template(&self, name: &TemplateName) -> Result<Option<Template>>;
+    /// The template with this id (renderings name their template by id).
+    async fn get_template_by_id(&self, id: TemplateId) -> Result<Option<Template>>;
     async fn update_template(
         &self,
         name: &TemplateName,

@@ -471,24 +471,8 @@ pub fn decide(principal: &Principal, action: Action, resource: Resource, target:
     let what = format!("{resource}:{action}");
 
     // (4) first: it binds admins too.
-    if let (Some(t), Some(dep)) = (target.template.as_ref(), principal.deployment)
-        && resource.is_template_bound()
-        && !t.access.restricted_deployments.is_empty()
-        && !t.access.restricted_deployments.contains(&dep)
-    {
-        let allowed: Vec<&str> = t.access.restricted_deployments.iter().map(|d| d.as_str()).collect();
-        return Decision::deny(format!(
-            "template {} may only be delivered to {}; this request comes from {}",
-            t.name,
-            allowed.join(", "),
-            dep.as_str()
-        ));
-    }
-    if let Some(t) = target.template.as_ref() {
-        let rules = target.delivery.unwrap_or_else(|| delivery::DeliveryRules::builtin());
-        if let Some(denied) = rules.check(principal, resource, t) {
-            return denied;
-        }
+    if let Some(denied) = delivery_denied(principal, resource, target) {
+        return denied;
     }
 
     // (1) self-service.
@@ -589,6 +573,29 @@ pub fn decide(principal: &Principal, action: Action, resource: Resource, target:
         reason: format!("role {} grants {perm}", role.name),
         granted_by: Some(granted_by),
     }
+}
+
+/// Step (4) of [`decide`] alone: whether the template may be delivered to
+/// the deployment the request comes from (its own `restricted_deployments`,
+/// then the delivery rules of its classification). A denial, or `None`.
+/// Renders check it for every template they include, too.
+#[must_use]
+pub fn delivery_denied(principal: &Principal, resource: Resource, target: &Target<'_>) -> Option<Decision> {
+    if let (Some(t), Some(dep)) = (target.template.as_ref(), principal.deployment)
+        && resource.is_template_bound()
+        && !t.access.restricted_deployments.is_empty()
+        && !t.access.restricted_deployments.contains(&dep)
+    {
+        let allowed: Vec<&str> = t.access.restricted_deployments.iter().map(|d| d.as_str()).collect();
+        return Some(Decision::deny(format!(
+            "template {} may only be delivered to {}; this request comes from {}",
+            t.name,
+            allowed.join(", "),
+            dep.as_str()
+        )));
+    }
+    let rules = target.delivery.unwrap_or_else(|| delivery::DeliveryRules::builtin());
+    target.template.as_ref().and_then(|t| rules.check(principal, resource, t))
 }
 
 #[cfg(test)]

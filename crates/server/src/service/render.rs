@@ -56,7 +56,7 @@ impl Registry {
                 format!("version {} of {name:?} is archived and no longer renders", resolved.1.seq),
             ));
         }
-        let compiled = self.compiled(&resolved).await?;
+        let compiled = self.compiled(who, &resolved).await?;
         let mut rendered = compiled.render(req.parameters, &req.placeholders)?;
         if status == promptvault_core::VersionStatus::Deprecated {
             let d = resolved.1.deprecation.as_ref();
@@ -103,7 +103,13 @@ impl Registry {
     }
 
     /// The compiled template for a version, with its includes resolved now.
-    async fn compiled(&self, resolved: &Arc<(Template, Version)>) -> Result<Arc<CompiledTemplate>> {
+    /// Every included template must be deliverable to `who`'s deployment
+    /// too: an include never carries content where it may not go.
+    async fn compiled(
+        &self,
+        who: &Principal,
+        resolved: &Arc<(Template, Version)>,
+    ) -> Result<Arc<CompiledTemplate>> {
         let (template, version) = (&resolved.0, &resolved.1);
         let references = self.caches.references(version).map_err(|e| ServiceError::Render(e.into()))?;
         let mut plan: IncludePlan<(VersionId, [u8; 32])> =
@@ -118,11 +124,27 @@ impl Registry {
                 }
             };
             let fetched = match self.resolve_cached(&reference.name.clone(), &read).await {
-                Ok(found) => Some(Fetched {
-                    name: found.0.name.clone(),
-                    body: found.1.content.body.clone(),
-                    tag: (found.1.id, *found.1.content_hash.as_bytes()),
-                }),
+                Ok(found) => {
+                    let target = self.with_rules(&super::template_target(&found.0));
+                    if let Some(d) =
+                        promptvault_core::authz::delivery_denied(who, Resource::Template, &target)
+                    {
+                        let reason = format!("{} includes {}: {}", template.name, found.0.name, d.reason);
+                        self.deny(
+                            who,
+                            Action::Execute,
+                            Resource::Template,
+                            Some(template.name.as_str()),
+                            reason,
+                        )
+                        .await?;
+                    }
+                    Some(Fetched {
+                        name: found.0.name.clone(),
+                        body: found.1.content.body.clone(),
+                        tag: (found.1.id, *found.1.content_hash.as_bytes()),
+                    })
+                }
                 Err(ServiceError::NotFound { .. }) => None,
                 Err(e) => return Err(e),
             };
@@ -181,10 +203,17 @@ impl Registry {
         self.audit_ok(who, "prompt.read", Resource::Prompt, Some(&id.to_string()), Value::Null).await;
         // A rendering may still be queued: write the queue first.
         self.usage.flush().await?;
-        self.store
-            .get_prompt(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found(Missing::Prompt, format!("no rendering has id {id}")))
+        let record =
+            self.store.get_prompt(id).await?.ok_or_else(|| {
+                ServiceError::not_found(Missing::Prompt, format!("no rendering has id {id}"))
+            })?;
+        // The rendered text is the template's content: it goes only where
+        // the template may (its scope, allowed roles and deployments).
+        if let Some(t) = self.store.get_template_by_id(record.template_id).await? {
+            self.authorize(who, Action::Read, Resource::Prompt, &template_target(&t), Some(t.name.as_str()))
+                .await?;
+        }
+        Ok(record)
     }
 
     pub async fn metrics(&self, who: &Principal, name: &TemplateName) -> Result<(Template, TemplateMetrics)> {

@@ -76,12 +76,29 @@ pub async fn classification_decides_which_deployments_receive_a_template(db: Arc
     // The central deployment receives it.
     let r = s.post("/api/v1/templates/dep%2Fsecret/render", &render).await;
     assert!(r.ok(200)["text"].as_str().unwrap().contains("secret is 42"), "{:?}", r.body);
+    // Nor does the recorded rendering reach it.
+    let prompt = format!("/api/v1/prompts/{}", r.body["prompt_id"].as_str().unwrap());
+    s.get(&prompt).await.ok(200);
+    let r = local.get(&prompt).await;
+    r.problem(403, "forbidden");
+    assert!(detail(&r).contains("restricted"), "{}", detail(&r));
     // Marking it offline-allowed changes nothing for restricted templates.
     let etag = s.get("/api/v1/templates/dep%2Fsecret").await.etag();
     s.patch("/api/v1/templates/dep%2Fsecret", &json!({"access": {"offline_allowed": true}}), &etag)
         .await
         .ok(200);
     local.get("/api/v1/templates/dep%2Fsecret").await.problem(403, "forbidden");
+
+    // An internal template including the restricted one carries its
+    // content: refused too, naming the include.
+    s.template("dep/wrapper", "Wrapped: {% include \"dep/secret|label=production\" %}", &["name"]).await;
+    approve(&db, &s, "dep/wrapper", 1).await;
+    s.put("/api/v1/templates/dep%2Fwrapper/labels/production", &json!({"version": 1})).await.ok(200);
+    let r = local.post("/api/v1/templates/dep%2Fwrapper/render", &render).await;
+    r.problem(403, "forbidden");
+    assert!(detail(&r).contains("dep/wrapper includes dep/secret"), "{}", detail(&r));
+    let r = s.post("/api/v1/templates/dep%2Fwrapper/render", &render).await;
+    assert_eq!(r.ok(200)["text"], "Wrapped: Hello Ada, the secret is 42");
 
     // Confidential: only when marked offline-allowed.
     let r = local.get("/api/v1/templates/dep%2Fconf").await;
@@ -98,11 +115,14 @@ pub async fn classification_decides_which_deployments_receive_a_template(db: Arc
     // Listings leave out what the deployment may not receive, as they do
     // for per-template deployment restrictions.
     let listed = names(local.get("/api/v1/templates?limit=100").await.ok(200));
-    assert!(listed.contains(&"dep/open".to_owned()), "{listed:?}");
+    assert!(
+        listed.contains(&"dep/open".to_owned()) && listed.contains(&"dep/wrapper".to_owned()),
+        "{listed:?}"
+    );
     assert!(!listed.iter().any(|n| n == "dep/conf" || n == "dep/secret"), "{listed:?}");
     let listed = names(local.get("/api/v1/templates?q=secret&limit=100").await.ok(200));
-    assert_eq!(listed, ["dep/open"], "search leaves them out too");
-    assert_eq!(names(s.get("/api/v1/templates?limit=100").await.ok(200)).len(), 3);
+    assert_eq!(listed, ["dep/open", "dep/wrapper"], "search leaves them out too");
+    assert_eq!(names(s.get("/api/v1/templates?limit=100").await.ok(200)).len(), 4);
 
     // The policy explains itself, for the asking key or a deployment named.
     let e = local.get("/api/v1/authz/explain?action=read&resource=template&template=dep/conf").await;

@@ -150,7 +150,7 @@ pub(super) async fn lock_template_by_id(conn: &mut PgConnection, id: TemplateId)
     codec::template(&row)?.decode()
 }
 
-async fn template_by_id(conn: &mut PgConnection, id: TemplateId) -> Result<Template> {
+pub(super) async fn template_by_id(conn: &mut PgConnection, id: TemplateId) -> Result<Template> {
     let sql = format!("SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())

@@ -294,6 +294,15 @@ impl Store for SqliteStore {
         self.get_template_impl(name).await
     }
 
+    async fn get_template_by_id(&self, id: promptvault_core::TemplateId) -> Result<Option<Template>> {
+        let mut conn = self.reader.acquire().await?;
+        match catalog::template_by_id(&mut conn, id).await {
+            Ok(t) => Ok(Some(t)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn update_template(
         &self,
         name: &TemplateName,

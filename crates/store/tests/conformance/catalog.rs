@@ -133,6 +133,8 @@ pub async fn template_create_get_and_first_version(db: Arc<TestDb>) {
     let (rt, rv) = s.resolve(&t.name, &VersionSelector::Latest).await.unwrap().unwrap();
     assert_eq!((rt, rv), (t.clone(), v));
     assert!(s.get_template(&name("support/en/missing")).await.unwrap().is_none());
+    assert_eq!(s.get_template_by_id(t.id).await.unwrap().unwrap(), t);
+    assert!(s.get_template_by_id(promptvault_core::TemplateId::new()).await.unwrap().is_none());
 }
 
 pub async fn template_names_are_unique(db: Arc<TestDb>) {
