@@ -301,15 +301,23 @@ pub enum AuthzCommand {
         type_key: Option<String>,
         #[arg(long)]
         classification: Option<String>,
+        /// Ask as if from this deployment: electron_local, electron_remote or web_application.
+        #[arg(long)]
+        deployment: Option<String>,
     },
 }
 
 pub async fn authz(c: &Client, out: Out, cmd: AuthzCommand) -> Result<()> {
-    let AuthzCommand::Explain { action, resource, user, template, type_key, classification } = cmd;
+    let AuthzCommand::Explain { action, resource, user, template, type_key, classification, deployment } =
+        cmd;
     let mut q = format!("/authz/explain?action={}&resource={}", seg(&action), seg(&resource));
-    for (k, v) in
-        [("user_id", user), ("template", template), ("type", type_key), ("classification", classification)]
-    {
+    for (k, v) in [
+        ("user_id", user),
+        ("template", template),
+        ("type", type_key),
+        ("classification", classification),
+        ("deployment", deployment),
+    ] {
         if let Some(v) = v {
             q.push_str(&format!("&{k}={}", seg(&v)));
         }

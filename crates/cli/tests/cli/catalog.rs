@@ -350,3 +350,47 @@ pub async fn prompt_types_are_managed(db: Db) {
     assert!(r.fails(3).contains("[prompt_type_not_found]"), "{r}");
     cli.stop().await;
 }
+
+/// `--offline-allowed` on create and update, shown with the access
+/// settings, and `authz explain --deployment` telling what it changes.
+pub async fn offline_allowed_is_set_shown_and_explained(db: Db) {
+    let cli = Cli::start(&db).await;
+    let text = cli.file("t.txt", "Salaries");
+    cli.run(&["templates", "create", "hr/pay", "--file", &text, "--classification", "confidential"])
+        .await
+        .ok();
+    let r = cli.run(&["templates", "show", "hr/pay", "--label", "latest"]).await;
+    assert!(r.ok().contains("access          -\n"), "{r}");
+    let explain =
+        ["authz", "explain", "read", "template", "--template", "hr/pay", "--deployment", "electron_local"];
+    let r = cli.run(&explain).await;
+    let msg = r.fails(5);
+    assert!(msg.contains("confidential") && msg.contains("offline_allowed"), "{r}");
+
+    let r = cli.run(&["templates", "update", "hr/pay", "--offline-allowed", "true"]).await;
+    r.ok();
+    let r = cli.run(&["templates", "show", "hr/pay", "--label", "latest"]).await;
+    assert!(r.ok().contains("access          offline-allowed\n"), "{r}");
+    let r = cli.run(&explain).await;
+    assert!(r.ok().starts_with("allowed: "), "{r}");
+    cli.run(&["templates", "update", "hr/pay", "--offline-allowed", "false"]).await.ok();
+    let r = cli.run(&["--json", "templates", "show", "hr/pay", "--label", "latest"]).await.json();
+    assert_eq!(r["access"]["offline_allowed"], false);
+    cli.run(&explain).await.fails(5);
+    // Given at creation.
+    cli.run(&[
+        "templates",
+        "create",
+        "hr/faq",
+        "--file",
+        &text,
+        "--classification",
+        "confidential",
+        "--offline-allowed",
+    ])
+    .await
+    .ok();
+    let r = cli.run(&["--json", "templates", "show", "hr/faq", "--label", "latest"]).await.json();
+    assert_eq!(r["access"]["offline_allowed"], true);
+    cli.stop().await;
+}

@@ -18,6 +18,7 @@ fn main() {
         catalog::templates_are_listed_filtered_paged_and_searched,
         catalog::templates_are_shown_updated_and_deleted,
         catalog::prompt_types_are_managed,
+        catalog::offline_allowed_is_set_shown_and_explained,
         versions::versions_are_computed_refused_listed_and_compared,
         versions::drafts_are_edited_and_deleted,
         versions::labels_are_set_listed_and_removed,
