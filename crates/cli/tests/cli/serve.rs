@@ -190,6 +190,42 @@ pub async fn self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_ref
     assert!(run.stderr.contains("refusing to serve plain HTTP on 0.0.0.0:0"), "{run}");
     assert!(!data.join("promptvault.db").exists(), "nothing was created");
 
+    // Explicitly allowed (from the environment; `--allow-insecure-http` is
+    // the flag): it serves plain HTTP there, without HSTS.
+    let insecure = db.dir.path().join("insecure");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
+    cmd.args(["serve", "--listen", "0.0.0.0:0", "--data-dir"]).arg(&insecure);
+    cmd.env_clear()
+        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
+        .env("PROMPTVAULT_LOG__LEVEL", "warn")
+        .env("PROMPTVAULT_ALLOW_INSECURE_HTTP", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if db.kind == Kind::Postgres {
+        cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
+            .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
+    }
+    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
+    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
+    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
+    let addr = tokio::task::spawn_blocking(move || {
+        let addr = listening_on(&mut stderr);
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        addr
+    })
+    .await
+    .expect("reader");
+    let port =
+        addr.strip_prefix("http://0.0.0.0:").unwrap_or_else(|| panic!("plain HTTP on 0.0.0.0: {addr}"));
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.expect("plain HTTP");
+    assert_eq!(r.status(), 200);
+    assert!(!r.headers().contains_key("strict-transport-security"));
+    let killed = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let mut child = reap.0.take().expect("child");
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    assert!(status.success(), "serve exited with {status}");
+
     // HTTPS with the pair, from the environment.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
