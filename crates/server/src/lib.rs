@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod encryption;
 pub mod error;
 pub mod jwt;
 pub mod observability;
@@ -76,7 +77,23 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let mut options = StoreOptions::new(settings.database_url().expose());
     options.pg_schema = settings.pg_schema.clone();
     options.max_connections = settings.max_connections;
-    let store = promptvault_store::connect(&options).await.map_err(StartError::Store)?;
+    let keys = encryption::resolve(&settings).map_err(|e| StartError::Io(format!("encryption: {e}")))?;
+    options.encryption = keys.options.clone();
+    encryption::save_generated(&keys).map_err(|e| StartError::Io(format!("encryption: {e}")))?;
+    let opened = promptvault_store::connect(&options).await;
+    encryption::settle_generated(&keys, opened.is_ok());
+    let store = opened.map_err(StartError::Store)?;
+    drop(keys);
+    let signer = encryption::InstanceSigner::load(store.as_ref()).await.map_err(StartError::Store)?;
+    let stop = CancellationToken::new();
+    let reseal = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(encryption::reencrypt_worker(
+        store.clone(),
+        reseal.clone(),
+        settings.encryption.reencrypt_batch.max(1),
+        Duration::from_secs(settings.encryption.reencrypt_interval_seconds.max(1)),
+        stop.clone(),
+    ));
     let bootstrap = auth::bootstrap(&store, settings.admin_token.as_ref(), &settings.data_dir).await?;
     ensure_default_type(&store).await?;
     service::governance::apply_files(store.as_ref(), &settings.governance, governance_files).await?;
@@ -113,7 +130,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         )
         .with_governance(governance)
         .with_protected_labels(settings.protected_labels())
-        .with_sessions(settings.auth.sessions),
+        .with_sessions(settings.auth.sessions)
+        .with_encryption(signer, reseal),
     );
     let metrics = observability::metrics_handle();
     let upkeep = {
@@ -158,7 +176,6 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(format!("cannot read the listening address: {e}")))?;
-    let stop = CancellationToken::new();
     let signal = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -47,6 +47,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub auth: AuthSettings,
     pub governance: GovernanceSettings,
+    pub encryption: crate::encryption::EncryptionSettings,
 }
 
 /// `[auth]`: the ways in besides API keys.
@@ -160,6 +161,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             auth: AuthSettings::default(),
             governance: GovernanceSettings::default(),
+            encryption: crate::encryption::EncryptionSettings::default(),
         }
     }
 }
@@ -214,7 +216,21 @@ pub struct Overrides {
 }
 
 /// Environment variables the client uses; the server ignores them.
-const CLIENT_ENV: &[&str] = &["url", "token", "test_database_url", "config", "output"];
+///
+/// The master key variables (`PROMPTVAULT_MASTER_KEY`, `…_FILE` and the
+/// previous key's) are read by [`crate::encryption`] itself, never kept in
+/// the settings.
+const CLIENT_ENV: &[&str] = &[
+    "url",
+    "token",
+    "test_database_url",
+    "config",
+    "output",
+    "master_key",
+    "master_key_file",
+    "previous_master_key",
+    "previous_master_key_file",
+];
 
 impl Settings {
     /// Loads the layers. `file` is read when given (it must exist) and

@@ -83,10 +83,12 @@ pub enum Resource {
     Check,
     Remote,
     Webhook,
+    /// Encryption keys: the master key's fingerprint, data keys, rotation.
+    Encryption,
 }
 
 impl Resource {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Template,
         Self::Type,
         Self::Prompt,
@@ -99,6 +101,7 @@ impl Resource {
         Self::Check,
         Self::Remote,
         Self::Webhook,
+        Self::Encryption,
     ];
 
     #[must_use]
@@ -116,6 +119,7 @@ impl Resource {
             Self::Check => "check",
             Self::Remote => "remote",
             Self::Webhook => "webhook",
+            Self::Encryption => "encryption",
         }
     }
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod explain;
 pub mod governance;
 pub mod identity;
+pub mod keys;
 mod labels;
 pub mod lifecycle;
 mod render;
@@ -70,6 +71,10 @@ pub struct Registry {
     protected_labels: Vec<LabelName>,
     /// Web session lifetimes.
     sessions: crate::session::SessionSettings,
+    /// The instance's signing key (none in registries built without one).
+    signer: Option<crate::encryption::InstanceSigner>,
+    /// Wakes the re-encryption worker.
+    reseal: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -107,7 +112,21 @@ impl Registry {
             ),
             protected_labels: vec![LabelName::parse("production").expect("a valid label")],
             sessions: crate::session::SessionSettings::default(),
+            signer: None,
+            reseal: Arc::default(),
         }
+    }
+
+    /// Signs manifests with `signer` and wakes `reseal` after key changes.
+    #[must_use]
+    pub fn with_encryption(
+        mut self,
+        signer: crate::encryption::InstanceSigner,
+        reseal: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        self.signer = Some(signer);
+        self.reseal = reseal;
+        self
     }
 
     /// Uses these workflows and checks (configured built-ins) instead of

@@ -3,6 +3,7 @@
 
 mod api;
 mod catalog;
+mod encryption;
 mod governance;
 mod input;
 mod jwt;
@@ -59,6 +60,10 @@ fn main() {
             jwt::refused_tokens_are_audited_and_change_nothing,
             jwt::asymmetric_tokens_verify_against_a_jwks,
             jwt::bad_jwt_settings_stop_the_start,
+            encryption::confidential_content_never_reaches_the_disk_in_the_clear,
+            encryption::a_wrong_or_exposed_master_key_stops_the_start,
+            encryption::data_keys_rotate_through_the_api,
+            encryption::renders_carry_a_signature_the_public_key_verifies,
         ],
         promptvault_testkit::cases![
             catalog::servers_sharing_postgres_see_each_others_writes,

@@ -587,6 +587,9 @@ pub struct RenderRequestDto {
     pub agent_id: Option<String>,
     /// `electron_local`, `electron_remote` or `web_application` (default).
     pub deployment_model: Option<String>,
+    /// Return the instance's signature over the version's manifest (name,
+    /// version, content hash, classification) in `signature`.
+    pub sign: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -612,6 +615,10 @@ pub struct RenderResponse {
     pub config: Value,
     pub content_hash: String,
     pub warnings: Vec<String>,
+    /// The signed manifest of the rendered version, when asked for with
+    /// `sign`; verify it with `/.well-known/promptvault/signing-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::service::keys::SignedManifest>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
