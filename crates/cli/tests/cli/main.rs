@@ -4,6 +4,7 @@
 
 mod audit;
 mod catalog;
+mod encryption;
 mod governance;
 mod identity;
 mod misc;
@@ -27,6 +28,7 @@ fn main() {
         render::outcomes_are_recorded_and_counted,
         misc::refusals_map_to_exit_codes,
         misc::offline_verbs_print_documents,
+        encryption::encryption_keys_from_the_command_line,
         misc::answers_that_are_not_the_api_are_one_line_errors,
         misc::a_closed_stdout_ends_quietly,
         serve::serve_layers_settings_and_stops_gracefully,
