@@ -31,6 +31,7 @@ fn main() {
         encryption::encryption_keys_from_the_command_line,
         misc::answers_that_are_not_the_api_are_one_line_errors,
         misc::a_closed_stdout_ends_quietly,
+        serve::rotation_killed_mid_way_resumes_and_loses_nothing,
         serve::serve_layers_settings_and_stops_gracefully,
         serve::jwt_settings_from_the_environment_are_checked_at_start,
         audit::the_audit_trail_is_listed_exported_and_verified,
