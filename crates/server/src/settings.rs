@@ -414,6 +414,12 @@ mod tests {
             "[governance.checks.length_limit]",
             "[governance.checks.forbidden_phrases]",
             "[governance.checks.classification_tags]",
+            "[encryption]",
+            "master_key_file",
+            "previous_master_key_file",
+            "scope",
+            "reencrypt_batch",
+            "reencrypt_interval_seconds",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }
