@@ -398,6 +398,7 @@ mod tests {
             "[governance.checks.length_limit]",
             "[governance.checks.forbidden_phrases]",
             "[governance.checks.classification_tags]",
+            "[governance.checks.content_scan]",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }

@@ -171,6 +171,7 @@ pub async fn custom_checks_block_submission_and_show_in_review(db: Arc<TestDb>) 
             "length_limit",
             "forbidden_phrases",
             "classification_tags",
+            "content_scan",
             "no_intranet_links",
             "polite"
         ]
