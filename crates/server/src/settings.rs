@@ -47,6 +47,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub auth: AuthSettings,
     pub governance: GovernanceSettings,
+    /// `[content]`: scanning on save, render inputs, output filters.
+    pub content: crate::content::ContentSettings,
 }
 
 /// `[auth]`: the ways in besides API keys.
@@ -160,6 +162,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             auth: AuthSettings::default(),
             governance: GovernanceSettings::default(),
+            content: crate::content::ContentSettings::default(),
         }
     }
 }
@@ -276,6 +279,12 @@ impl Settings {
             return invalid(
                 "auth.sessions.idle_timeout_minutes and auth.sessions.max_age_hours must be positive".into(),
             );
+        }
+        if let Err(e) = crate::content::ContentPolicy::new(
+            self.content.clone(),
+            crate::content::FilterRegistry::default(),
+        ) {
+            return invalid(e);
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());

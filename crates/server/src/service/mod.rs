@@ -16,6 +16,7 @@ pub mod identity;
 mod labels;
 pub mod lifecycle;
 mod render;
+mod scanning;
 pub mod session;
 pub mod trail;
 pub mod usage;
@@ -70,6 +71,8 @@ pub struct Registry {
     protected_labels: Vec<LabelName>,
     /// Web session lifetimes.
     sessions: crate::session::SessionSettings,
+    /// Scanning on save, render-input and output policy, output filters.
+    content: Arc<crate::content::ContentPolicy>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -107,7 +110,16 @@ impl Registry {
             ),
             protected_labels: vec![LabelName::parse("production").expect("a valid label")],
             sessions: crate::session::SessionSettings::default(),
+            content: Arc::new(crate::content::ContentPolicy::default()),
         }
+    }
+
+    /// Uses this content policy (and its output filters) instead of the
+    /// defaults.
+    #[must_use]
+    pub fn with_content(mut self, content: Arc<crate::content::ContentPolicy>) -> Self {
+        self.content = content;
+        self
     }
 
     /// Uses these workflows and checks (configured built-ins) instead of

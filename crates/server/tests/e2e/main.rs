@@ -3,6 +3,7 @@
 
 mod api;
 mod catalog;
+mod content;
 mod governance;
 mod input;
 mod jwt;
@@ -59,6 +60,10 @@ fn main() {
             jwt::refused_tokens_are_audited_and_change_nothing,
             jwt::asymmetric_tokens_verify_against_a_jwks,
             jwt::bad_jwt_settings_stop_the_start,
+            content::saving_blocks_or_warns_by_classification,
+            content::render_inputs_are_allowed_redacted_or_refused,
+            content::output_filters_redact_block_or_pass,
+            content::secrets_stay_out_of_errors_audit_and_logs,
         ],
         promptvault_testkit::cases![
             catalog::servers_sharing_postgres_see_each_others_writes,
