@@ -334,7 +334,7 @@ pub async fn invalid_definitions_are_refused_with_a_code(db: Arc<TestDb>) {
             assert_eq!(r.body["field"], field, "{:?}", r.body);
         }
     }
-    assert_eq!(s.get("/api/v1/checks").await.ok(200)["items"].as_array().unwrap().len(), 5, "nothing stored");
+    assert_eq!(s.get("/api/v1/checks").await.ok(200)["items"].as_array().unwrap().len(), 6, "nothing stored");
     s.stop().await;
 }
 
