@@ -408,6 +408,10 @@ mod tests {
             "[governance.checks.forbidden_phrases]",
             "[governance.checks.classification_tags]",
             "[governance.checks.content_scan]",
+            "[content.on_save.public]",
+            "[content.render.sensitive]",
+            "[content.render.injection]",
+            "[content.output]",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }
