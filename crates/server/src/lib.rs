@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod content;
 pub mod encryption;
 pub mod error;
 pub mod jwt;
@@ -119,6 +120,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let alerts = promptvault_core::audit::AlertTracker::new(settings.audit.alerts.clone())
         .map_err(|e| StartError::Io(format!("configuration: audit.alerts: {e}")))?;
     let (audit_log, audit) = service::audit::start(store.clone(), settings.audit.detail, alerts);
+    let content = content::ContentPolicy::new(settings.content.clone(), content::FilterRegistry::default())
+        .map_err(|e| StartError::Io(format!("configuration: {e}")))?;
     let registry = Arc::new(
         service::Registry::new(
             store.clone(),
@@ -131,7 +134,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         .with_governance(governance)
         .with_protected_labels(settings.protected_labels())
         .with_sessions(settings.auth.sessions)
-        .with_encryption(signer, reseal),
+        .with_encryption(signer, reseal)
+        .with_content(Arc::new(content)),
     );
     let metrics = observability::metrics_handle();
     let upkeep = {

@@ -48,6 +48,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub governance: GovernanceSettings,
     pub encryption: crate::encryption::EncryptionSettings,
+    /// `[content]`: scanning on save, render inputs, output filters.
+    pub content: crate::content::ContentSettings,
 }
 
 /// `[auth]`: the ways in besides API keys.
@@ -162,6 +164,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             governance: GovernanceSettings::default(),
             encryption: crate::encryption::EncryptionSettings::default(),
+            content: crate::content::ContentSettings::default(),
         }
     }
 }
@@ -293,6 +296,12 @@ impl Settings {
                 "auth.sessions.idle_timeout_minutes and auth.sessions.max_age_hours must be positive".into(),
             );
         }
+        if let Err(e) = crate::content::ContentPolicy::new(
+            self.content.clone(),
+            crate::content::FilterRegistry::default(),
+        ) {
+            return invalid(e);
+        }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
         }
@@ -420,6 +429,11 @@ mod tests {
             "scope",
             "reencrypt_batch",
             "reencrypt_interval_seconds",
+            "[governance.checks.content_scan]",
+            "[content.on_save.public]",
+            "[content.render.sensitive]",
+            "[content.render.injection]",
+            "[content.output]",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }

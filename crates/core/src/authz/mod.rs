@@ -366,6 +366,10 @@ pub struct TemplateAccess {
     /// When not empty, the deployments the template may be delivered to.
     #[serde(default)]
     pub restricted_deployments: Vec<DeploymentModel>,
+    /// The output filter chain for renders of this template, replacing the
+    /// one configured for its classification (`[content.output]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_filters: Option<Vec<String>>,
 }
 
 impl TemplateAccess {

@@ -17,6 +17,7 @@ pub mod keys;
 mod labels;
 pub mod lifecycle;
 mod render;
+mod scanning;
 pub mod session;
 pub mod trail;
 pub mod usage;
@@ -75,6 +76,8 @@ pub struct Registry {
     signer: Option<crate::encryption::InstanceSigner>,
     /// Wakes the re-encryption worker.
     reseal: Arc<tokio::sync::Notify>,
+    /// Scanning on save, render-input and output policy, output filters.
+    content: Arc<crate::content::ContentPolicy>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -114,6 +117,7 @@ impl Registry {
             sessions: crate::session::SessionSettings::default(),
             signer: None,
             reseal: Arc::default(),
+            content: Arc::new(crate::content::ContentPolicy::default()),
         }
     }
 
@@ -126,6 +130,14 @@ impl Registry {
     ) -> Self {
         self.signer = Some(signer);
         self.reseal = reseal;
+        self
+    }
+
+    /// Uses this content policy (and its output filters) instead of the
+    /// defaults.
+    #[must_use]
+    pub fn with_content(mut self, content: Arc<crate::content::ContentPolicy>) -> Self {
+        self.content = content;
         self
     }
 
