@@ -4,10 +4,12 @@
 # other against one server process.
 #
 # Usage: scripts/bench-http.sh [--duration 10s] [--connections 32] [--threads 2]
-#                              [--postgres URL] [--no-build]
+#                              [--postgres URL] [--no-build] [--classification C]
 #   --postgres URL  run the server on PostgreSQL, in a fresh schema bench_<random>
 #                   that is dropped at the end (needs psql); SQLite otherwise
 #   --no-build      use the existing target/release/promptvault
+#   --classification the benchmark template's classification (default
+#                   internal; confidential and restricted are encrypted at rest)
 #
 # Target (issue): render throughput >= 0.7 x healthz throughput.
 set -euo pipefail
@@ -17,6 +19,7 @@ connections=32
 threads=2
 pg_url=""
 build=1
+classification=internal
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
@@ -24,7 +27,8 @@ while [ $# -gt 0 ]; do
         --threads) threads="$2"; shift 2 ;;
         --postgres) pg_url="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --classification) classification="$2"; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -106,7 +110,7 @@ api() { # method path [body-file]
 # A ~1 KB text template with five parameters (the same as the criterion bench).
 name="bench/support-assistant"
 path_name="bench%2Fsupport-assistant"
-python3 - "$work" "$name" <<'PY'
+PV_BENCH_CLASSIFICATION="$classification" python3 - "$work" "$name" <<'PY'
 import json, os, sys
 work, name = sys.argv[1], sys.argv[2]
 text = """You are the support assistant of Northwind Outfitters, a retailer of outdoor equipment.
@@ -145,6 +149,7 @@ create = {
     "name": name,
     "description": "Support assistant system prompt (benchmark)",
     "tags": ["bench", "support"],
+    "security_classification": os.environ["PV_BENCH_CLASSIFICATION"],
     "template_text": text,
     "parameter_schema": schema,
     "change_description": "benchmark template",

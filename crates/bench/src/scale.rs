@@ -130,12 +130,14 @@ impl Target {
             Target::Sqlite { path, .. } => {
                 let mut o = StoreOptions::new(format!("sqlite://{}", path.display()));
                 o.max_connections = connections;
+                o.encryption.master = Some(bench_master_key());
                 o
             }
             Target::Postgres { url, schema } => {
                 let mut o = StoreOptions::new(url.clone());
                 o.pg_schema = schema.clone();
                 o.max_connections = connections;
+                o.encryption.master = Some(bench_master_key());
                 o
             }
         }
@@ -707,4 +709,10 @@ async fn walk(store: &Arc<dyn Store>, filter: &TemplateFilter) -> Result<(Vec<Op
             None => return Ok((cursors, total)),
         }
     }
+}
+
+/// The master key of the scale databases: fixed, since the bench reopens
+/// them with other pool sizes (a throwaway database, never real content).
+fn bench_master_key() -> promptvault_store::MasterKey {
+    promptvault_store::MasterKey::from_bytes([0x5a; 32])
 }

@@ -133,6 +133,9 @@ enum Command {
     /// The audit trail: list, export (JSON Lines), verify the hash chain.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Encryption at rest: key status, data-key rotation, master keys.
+    #[command(subcommand)]
+    Encryption(cmd::encryption::EncryptionCommand),
     /// Print the OpenAPI 3.1 document of the REST API.
     Openapi,
     /// Print a shell completion script.
@@ -283,6 +286,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Metrics(a) => cmd::render::metrics(&client()?, out, a).await,
         Command::Prompt(a) => cmd::render::prompt(&client()?, out, a).await,
         Command::Audit(a) => cmd::audit::run(&client()?, out, a).await,
+        Command::Encryption(a) => cmd::encryption::run(client, out, a).await,
         Command::Whoami => cmd::identity::whoami(&client()?, out).await,
         Command::Login(a) => cmd::session::login(&client()?, out, a).await,
         Command::Logout => cmd::session::logout(&client()?).await,

@@ -18,6 +18,7 @@ pub mod model;
 pub mod names;
 pub mod refs;
 pub mod render;
+pub mod scan;
 pub mod schema;
 pub mod schema_diff;
 pub mod sensitive;

@@ -45,8 +45,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Secrets in `detail` (a template's text or a parameter's value quoted
+    /// by the engine, say) are redacted: an error body never carries one.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), extra: Map::new(), etag: None }
+        let mut detail = detail.into();
+        if let std::borrow::Cow::Owned(r) = crate::content::redact_secrets(&detail) {
+            detail = r;
+        }
+        Self { status, code, detail, extra: Map::new(), etag: None }
     }
 
     #[must_use]
@@ -138,6 +144,7 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Render(r) => render_error(r),
             ServiceError::Unavailable(detail) => {
+                let detail = crate::content::redact_secrets(&detail);
                 tracing::warn!(%detail, "service unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -146,6 +153,7 @@ impl From<ServiceError> for ApiError {
                 )
             }
             ServiceError::Internal(detail) => {
+                let detail = crate::content::redact_secrets(&detail);
                 tracing::error!(%detail, "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

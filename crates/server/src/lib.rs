@@ -7,6 +7,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod content;
+pub mod encryption;
 pub mod error;
 pub mod jwt;
 pub mod observability;
@@ -89,7 +91,23 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let mut options = StoreOptions::new(settings.database_url().expose());
     options.pg_schema = settings.pg_schema.clone();
     options.max_connections = settings.max_connections;
-    let store = promptvault_store::connect(&options).await.map_err(StartError::Store)?;
+    let keys = encryption::resolve(&settings).map_err(|e| StartError::Io(format!("encryption: {e}")))?;
+    options.encryption = keys.options.clone();
+    encryption::save_generated(&keys).map_err(|e| StartError::Io(format!("encryption: {e}")))?;
+    let opened = promptvault_store::connect(&options).await;
+    encryption::settle_generated(&keys, opened.is_ok());
+    let store = opened.map_err(StartError::Store)?;
+    drop(keys);
+    let signer = encryption::InstanceSigner::load(store.as_ref()).await.map_err(StartError::Store)?;
+    let stop = CancellationToken::new();
+    let reseal = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(encryption::reencrypt_worker(
+        store.clone(),
+        reseal.clone(),
+        settings.encryption.reencrypt_batch.max(1),
+        Duration::from_secs(settings.encryption.reencrypt_interval_seconds.max(1)),
+        stop.clone(),
+    ));
     let bootstrap = auth::bootstrap(&store, settings.admin_token.as_ref(), &settings.data_dir).await?;
     ensure_default_type(&store).await?;
     service::governance::apply_files(store.as_ref(), &settings.governance, governance_files).await?;
@@ -115,6 +133,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let alerts = promptvault_core::audit::AlertTracker::new(settings.audit.alerts.clone())
         .map_err(|e| StartError::Io(format!("configuration: audit.alerts: {e}")))?;
     let (audit_log, audit) = service::audit::start(store.clone(), settings.audit.detail, alerts);
+    let content = content::ContentPolicy::new(settings.content.clone(), content::FilterRegistry::default())
+        .map_err(|e| StartError::Io(format!("configuration: {e}")))?;
     let registry = Arc::new(
         service::Registry::new(
             store.clone(),
@@ -127,6 +147,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         .with_governance(governance)
         .with_protected_labels(settings.protected_labels())
         .with_sessions(settings.auth.sessions)
+        .with_encryption(signer, reseal)
+        .with_content(Arc::new(content))
         .with_delivery(settings.deployment_rules.clone()),
     );
     let metrics = observability::metrics_handle();
@@ -179,7 +201,6 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(format!("cannot read the listening address: {e}")))?;
-    let stop = CancellationToken::new();
     let signal = stop.clone();
     let scheme = if tls_config.is_some() { "https" } else { "http" };
     let http = match tls_config {

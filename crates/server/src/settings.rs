@@ -58,6 +58,9 @@ pub struct Settings {
     pub allow_insecure_http: bool,
     /// `[rate_limit]`: a token bucket per credential (off by default).
     pub rate_limit: crate::ratelimit::RateLimitSettings,
+    pub encryption: crate::encryption::EncryptionSettings,
+    /// `[content]`: scanning on save, render inputs, output filters.
+    pub content: crate::content::ContentSettings,
 }
 
 /// `[auth]`: the ways in besides API keys.
@@ -175,6 +178,8 @@ impl Default for Settings {
             tls: crate::tls::TlsSettings::default(),
             allow_insecure_http: false,
             rate_limit: crate::ratelimit::RateLimitSettings::default(),
+            encryption: crate::encryption::EncryptionSettings::default(),
+            content: crate::content::ContentSettings::default(),
         }
     }
 }
@@ -231,7 +236,21 @@ pub struct Overrides {
 }
 
 /// Environment variables the client uses; the server ignores them.
-const CLIENT_ENV: &[&str] = &["url", "token", "test_database_url", "config", "output"];
+///
+/// The master key variables (`PROMPTVAULT_MASTER_KEY`, `…_FILE` and the
+/// previous key's) are read by [`crate::encryption`] itself, never kept in
+/// the settings.
+const CLIENT_ENV: &[&str] = &[
+    "url",
+    "token",
+    "test_database_url",
+    "config",
+    "output",
+    "master_key",
+    "master_key_file",
+    "previous_master_key",
+    "previous_master_key_file",
+];
 
 impl Settings {
     /// Loads the layers. `file` is read when given (it must exist) and
@@ -310,6 +329,12 @@ impl Settings {
         }
         self.tls.files().map_err(SettingsError::Invalid)?;
         self.rate_limit.limiter().map_err(SettingsError::Invalid)?;
+        if let Err(e) = crate::content::ContentPolicy::new(
+            self.content.clone(),
+            crate::content::FilterRegistry::default(),
+        ) {
+            return invalid(e);
+        }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
         }
@@ -446,6 +471,17 @@ mod tests {
             "[rate_limit]",
             "requests_per_second",
             "burst",
+            "[encryption]",
+            "master_key_file",
+            "previous_master_key_file",
+            "scope",
+            "reencrypt_batch",
+            "reencrypt_interval_seconds",
+            "[governance.checks.content_scan]",
+            "[content.on_save.public]",
+            "[content.render.sensitive]",
+            "[content.render.injection]",
+            "[content.output]",
         ] {
             assert!(EXAMPLE.contains(key), "example config should mention {key}");
         }

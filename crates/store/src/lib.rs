@@ -6,6 +6,7 @@
 //! transaction. Migrations are plain SQL, embedded, run at start, and never
 //! edited once committed.
 
+pub mod crypt;
 pub mod cursor;
 mod error;
 mod governance;
@@ -18,6 +19,9 @@ mod types;
 
 use std::sync::Arc;
 
+pub use crypt::{
+    DataKeyStatus, EncryptionOptions, EncryptionStatus, InstanceKey, KeyError, MasterKey, SealScope,
+};
 pub use error::{Conflict, Result, StoreError};
 pub use rows::StoredPrompt;
 pub use store::{Backend, Store};
@@ -32,12 +36,19 @@ pub struct StoreOptions {
     pub pg_schema: String,
     /// Most connections in the pool.
     pub max_connections: u32,
+    /// The master key and what to seal with it.
+    pub encryption: EncryptionOptions,
 }
 
 impl StoreOptions {
     #[must_use]
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), pg_schema: "prometheus".into(), max_connections: 8 }
+        Self {
+            url: url.into(),
+            pg_schema: "prometheus".into(),
+            max_connections: 8,
+            encryption: EncryptionOptions::default(),
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use promptvault_core::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::crypt::{Keyring, Sealed, Vault};
 use crate::error::{Result, StoreError};
 use crate::types::{ApiKeyRecord, DecisionKind, DecisionRecord, InReview, SessionRecord, StoredRole, User};
 use promptvault_core::workflow::Approval;
@@ -135,12 +136,94 @@ pub(crate) struct VersionRow {
     pub status_changed_at: Option<DateTime<Utc>>,
     pub deprecation: Option<Value>,
     pub check_results: Option<Value>,
+    pub sealed: Option<Vec<u8>>,
+    pub sealed_key: Option<String>,
+}
+
+/// The plaintext of a version's content columns (what a sealed row holds).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct PlainContent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Value>,
+    pub schema: Value,
+    pub config: Value,
+}
+
+impl PlainContent {
+    /// Decrypts the sealed content of version row `id`.
+    pub fn open(vault: &Vault, id: &Uuid, key: &str, blob: &[u8]) -> Result<Self> {
+        let plain = vault.open(Sealed::VersionContent, id, key, blob)?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| StoreError::corrupt(format!("sealed content of version {id}: {e}")))
+    }
+
+    /// Seals this content for version row `id` with the active key.
+    pub fn seal(self, ring: &Keyring, id: &Uuid, kind: &str) -> Result<ContentColumns> {
+        let kind = match kind {
+            "text" => "text",
+            "chat" => "chat",
+            other => return Err(StoreError::corrupt(format!("unknown kind {other:?}"))),
+        };
+        let bytes = zeroize::Zeroizing::new(
+            serde_json::to_vec(&self)
+                .map_err(|e| StoreError::corrupt(format!("sealing version content: {e}")))?,
+        );
+        let (key, blob) = ring.seal(Sealed::VersionContent, id, &bytes)?;
+        Ok(ContentColumns {
+            kind,
+            template_text: None,
+            messages: None,
+            parameter_schema: Value::Object(serde_json::Map::new()),
+            config: Value::Object(serde_json::Map::new()),
+            sealed: Some(blob),
+            sealed_key: Some(key),
+        })
+    }
+}
+
+/// Decrypts the sealed parameters and text of render row `id`.
+pub(crate) fn open_prompt(
+    vault: &Vault,
+    id: &Uuid,
+    key: &str,
+    blob: &[u8],
+) -> Result<(Option<Value>, Option<String>)> {
+    let plain = vault.open(Sealed::PromptData, id, key, blob)?;
+    let p: SealedPrompt = serde_json::from_slice(&plain)
+        .map_err(|e| StoreError::corrupt(format!("sealed render {id}: {e}")))?;
+    Ok((p.data, p.text))
+}
+
+/// The plaintext of a sealed render record.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedPrompt {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
 }
 
 impl VersionRow {
-    /// Decodes and verifies the content hash: a row whose content does not
-    /// match its hash is corrupt, and is never served.
-    pub fn decode(self) -> Result<Version> {
+    /// Decrypts the content columns of a sealed row in place.
+    fn unseal(&mut self, vault: &Vault) -> Result<()> {
+        let (Some(blob), Some(key)) = (self.sealed.take(), self.sealed_key.take()) else {
+            return Ok(());
+        };
+        let c = PlainContent::open(vault, &self.id, &key, &blob)?;
+        self.template_text = c.text;
+        self.messages = c.messages;
+        self.parameter_schema = c.schema;
+        self.config = c.config;
+        Ok(())
+    }
+
+    /// Decrypts (when sealed), decodes and verifies the content hash: a row
+    /// whose content does not decrypt or does not match its hash is
+    /// corrupt, and is never served.
+    pub fn decode(mut self, vault: &Vault) -> Result<Version> {
+        self.unseal(vault)?;
         let seq_n = seq("seq", self.seq)?;
         let body = match self.kind.as_str() {
             "text" => TemplateBody::Text(
@@ -256,6 +339,8 @@ pub(crate) struct PromptRow {
     pub outcome: Option<String>,
     pub outcome_detail: Option<String>,
     pub outcome_at: Option<DateTime<Utc>>,
+    pub sealed: Option<Vec<u8>>,
+    pub sealed_key: Option<String>,
 }
 
 /// A render as read back. Its template, type or version may have been
@@ -267,7 +352,10 @@ pub struct StoredPrompt {
 }
 
 impl PromptRow {
-    pub fn decode(self) -> Result<StoredPrompt> {
+    pub fn decode(mut self, vault: &Vault) -> Result<StoredPrompt> {
+        if let (Some(blob), Some(key)) = (self.sealed.take(), self.sealed_key.take()) {
+            (self.data, self.prompt_text) = open_prompt(vault, &self.id, &key, &blob)?;
+        }
         let outcome = match (self.outcome.as_deref(), self.outcome_at) {
             (Some(o), Some(at)) => Some(OutcomeRecord {
                 outcome: serde_json::from_value(Value::String(o.to_owned())).map_err(StoreError::corrupt)?,
@@ -459,6 +547,8 @@ pub(crate) struct ContentColumns {
     pub messages: Option<Value>,
     pub parameter_schema: Value,
     pub config: Value,
+    pub sealed: Option<Vec<u8>>,
+    pub sealed_key: Option<String>,
 }
 
 impl ContentColumns {
@@ -473,8 +563,39 @@ impl ContentColumns {
             messages,
             parameter_schema: content.parameter_schema.as_value().clone(),
             config: content.config.to_value(),
+            sealed: None,
+            sealed_key: None,
         }
     }
+
+    /// The columns of `content` for version row `id`, sealed with `ring`
+    /// when given: the plain columns then hold placeholders.
+    pub fn for_row(content: &VersionContent, id: &Uuid, ring: Option<&Keyring>) -> Result<Self> {
+        let plain = Self::of(content);
+        let Some(ring) = ring else { return Ok(plain) };
+        PlainContent {
+            text: plain.template_text,
+            messages: plain.messages,
+            schema: plain.parameter_schema,
+            config: plain.config,
+        }
+        .seal(ring, id, plain.kind)
+    }
+}
+
+/// The sealed form of a render record's parameters and text for row `id`:
+/// (key id, blob).
+pub(crate) fn seal_prompt(
+    ring: &Keyring,
+    id: &Uuid,
+    data: Option<&Value>,
+    text: Option<&str>,
+) -> Result<(String, Vec<u8>)> {
+    let bytes = zeroize::Zeroizing::new(
+        serde_json::to_vec(&SealedPrompt { data: data.cloned(), text: text.map(str::to_owned) })
+            .map_err(|e| StoreError::corrupt(format!("sealing a render: {e}")))?,
+    );
+    ring.seal(Sealed::PromptData, id, &bytes)
 }
 
 /// Words of a search query, stripped of every operator character, so no

@@ -58,6 +58,25 @@ pub trait Store: Send + Sync + 'static {
     /// Closes connections after pending work.
     async fn close(&self);
 
+    // --- encryption at rest ---------------------------------------------
+
+    /// Keys, fingerprint, and rows left to re-encrypt.
+    async fn encryption_status(&self) -> Result<crate::EncryptionStatus>;
+    /// Makes a new data key the one that seals; rows sealed with older keys
+    /// are re-encrypted by [`Store::reseal_batch`]. Returns its id.
+    async fn rotate_data_key(&self) -> Result<String>;
+    /// Re-wraps every data key with `new` (online: content is not touched).
+    /// This process keeps its unwrapped keys; every process must be
+    /// restarted with the new key before it rotates data keys again.
+    async fn rewrap_master(&self, new: crate::MasterKey) -> Result<()>;
+    /// One step of re-encryption (rows on older keys, renders of templates
+    /// newly in scope); returns the rows rewritten, 0 when none are left.
+    /// Each step is one transaction, so an interrupted rotation resumes.
+    async fn reseal_batch(&self, limit: u32) -> Result<u64>;
+    /// The instance's signing key: the stored one, or `candidate` stored
+    /// (its secret wrapped by the master key) when there is none yet.
+    async fn instance_key(&self, candidate: crate::InstanceKey) -> Result<crate::InstanceKey>;
+
     // --- users and keys -------------------------------------------------
 
     /// Creates the first user and key if no key exists yet; `false` when

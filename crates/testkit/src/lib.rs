@@ -52,7 +52,8 @@ impl TestDb {
         match kind {
             Kind::Sqlite => {
                 let path = dir.path().join("promptvault.db");
-                let options = StoreOptions::new(format!("sqlite://{}", path.display()));
+                let mut options = StoreOptions::new(format!("sqlite://{}", path.display()));
+                options.encryption.master = Some(promptvault_store::MasterKey::generate());
                 TestDb { kind, options, dir, pg_admin_url: None }
             }
             Kind::Postgres => {
@@ -62,6 +63,7 @@ impl TestDb {
                 let mut options = StoreOptions::new(url.clone());
                 options.pg_schema = schema;
                 options.max_connections = 4;
+                options.encryption.master = Some(promptvault_store::MasterKey::generate());
                 TestDb { kind, options, dir, pg_admin_url: Some(url) }
             }
         }
@@ -88,6 +90,32 @@ impl TestDb {
                 let mut conn = sqlx::PgConnection::connect(url).await.expect("connect postgres");
                 let sql = format!("SET search_path TO {}; {sql}", self.options.pg_schema);
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("raw sql");
+            }
+        }
+    }
+
+    /// Runs a raw query returning one integer (a count, say), bypassing the
+    /// store: for tests that look at what is really stored.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        match self.kind {
+            Kind::Sqlite => {
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&self.options.url).await.expect("connect sqlite");
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("raw query")
+            }
+            Kind::Postgres => {
+                let url = self.pg_admin_url.as_deref().unwrap_or_default();
+                let mut conn = sqlx::PgConnection::connect(url).await.expect("connect postgres");
+                let set = format!("SET search_path TO {}", self.options.pg_schema);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(set)).execute(&mut conn).await.expect("search path");
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("raw query")
             }
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod encryption;
 pub mod governance;
 pub mod identity;
 pub mod lifecycle;

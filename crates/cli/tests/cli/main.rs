@@ -4,6 +4,7 @@
 
 mod audit;
 mod catalog;
+mod encryption;
 mod governance;
 mod identity;
 mod misc;
@@ -28,8 +29,10 @@ fn main() {
         render::outcomes_are_recorded_and_counted,
         misc::refusals_map_to_exit_codes,
         misc::offline_verbs_print_documents,
+        encryption::encryption_keys_from_the_command_line,
         misc::answers_that_are_not_the_api_are_one_line_errors,
         misc::a_closed_stdout_ends_quietly,
+        serve::rotation_killed_mid_way_resumes_and_loses_nothing,
         serve::serve_layers_settings_and_stops_gracefully,
         serve::jwt_settings_from_the_environment_are_checked_at_start,
         serve::self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_refused,

@@ -85,10 +85,12 @@ pub enum Resource {
     Check,
     Remote,
     Webhook,
+    /// Encryption keys: the master key's fingerprint, data keys, rotation.
+    Encryption,
 }
 
 impl Resource {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Template,
         Self::Type,
         Self::Prompt,
@@ -101,6 +103,7 @@ impl Resource {
         Self::Check,
         Self::Remote,
         Self::Webhook,
+        Self::Encryption,
     ];
 
     #[must_use]
@@ -118,6 +121,7 @@ impl Resource {
             Self::Check => "check",
             Self::Remote => "remote",
             Self::Webhook => "webhook",
+            Self::Encryption => "encryption",
         }
     }
 
@@ -372,6 +376,10 @@ pub struct TemplateAccess {
     /// that mark (confidential templates, by default).
     #[serde(default)]
     pub offline_allowed: bool,
+    /// The output filter chain for renders of this template, replacing the
+    /// one configured for its classification (`[content.output]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_filters: Option<Vec<String>>,
 }
 
 impl TemplateAccess {

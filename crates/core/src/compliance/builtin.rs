@@ -11,15 +11,21 @@ use serde::{Deserialize, Serialize};
 
 use super::custom::{CheckDefinitionError, parse_applies_to};
 use super::scan::{Check, CheckedText, Finding, Kind, PhraseList, describe, estimate_tokens};
-use super::{CheckSetError, CheckSubject, Severity};
+use super::{CheckSetError, CheckSubject, Location, Severity};
 use crate::classification::SecurityClassification;
 use crate::content::TemplateBody;
 use crate::render::analyze_body;
 use crate::schema::check_variables;
 
 /// The keys of the built-in checks; a custom check may not use one.
-pub const BUILTIN_KEYS: [&str; 5] =
-    ["description_present", "declared_variables", "length_limit", "forbidden_phrases", "classification_tags"];
+pub const BUILTIN_KEYS: [&str; 6] = [
+    "description_present",
+    "declared_variables",
+    "length_limit",
+    "forbidden_phrases",
+    "classification_tags",
+    "content_scan",
+];
 
 /// The human name of the built-in check `key`, as its results show it.
 #[must_use]
@@ -30,6 +36,7 @@ pub fn builtin_name(key: &str) -> Option<&'static str> {
         "length_limit" => "Length limit",
         "forbidden_phrases" => "Forbidden phrases",
         "classification_tags" => "Classification matches tags",
+        "content_scan" => "Content scan",
         _ => return None,
     })
 }
@@ -43,6 +50,32 @@ pub struct BuiltinsConfig {
     pub length_limit: LengthLimitConfig,
     pub forbidden_phrases: ForbiddenPhrasesConfig,
     pub classification_tags: ClassificationTagsConfig,
+    pub content_scan: ContentScanConfig,
+}
+
+/// `content_scan`: the template scanner ([`crate::scan`]) finds nothing at
+/// or above `min_severity` (injection markers hidden with invisible
+/// characters, bidirectional controls, secrets, includes of templates
+/// classified higher, …).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentScanConfig {
+    pub enabled: bool,
+    pub severity: Severity,
+    pub applies_to: Vec<String>,
+    /// The least serious scanner finding that fails the check.
+    pub min_severity: crate::scan::Severity,
+}
+
+impl Default for ContentScanConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            severity: Severity::Error,
+            applies_to: Vec::new(),
+            min_severity: crate::scan::Severity::Error,
+        }
+    }
 }
 
 /// `description_present`: the template has a non-blank description.
@@ -194,6 +227,10 @@ impl BuiltinsConfig {
         let c = self.classification_tags;
         let kind = classification_kind(c.minimums, &c.public_tags).map_err(err("classification_tags"))?;
         add("classification_tags", c.enabled, c.severity, &c.applies_to, kind)?;
+
+        let c = self.content_scan;
+        let kind = Kind::ContentScan { min_severity: c.min_severity };
+        add("content_scan", c.enabled, c.severity, &c.applies_to, kind)?;
 
         Ok(checks)
     }
@@ -356,4 +393,36 @@ pub(super) fn classification_tags(
     } else {
         Finding::fail(problems.join("; "), None)
     }
+}
+
+pub(super) fn content_scan(subject: &CheckSubject<'_>, min_severity: crate::scan::Severity) -> Finding {
+    // Includes are not looked up here (core does no I/O); saving a version
+    // reports includes of higher classification with their lookups.
+    let cx = crate::scan::ScanContext { classification: subject.classification, includes: &[] };
+    let found: Vec<_> = crate::scan::scan_content(subject.content, &cx)
+        .into_iter()
+        .filter(|f| f.severity >= min_severity && f.rule != crate::scan::Rule::Truncated)
+        .collect();
+    let Some(first) = found.first() else {
+        return Finding::pass(format!("the scanner found nothing at or above {}", min_severity.as_str()));
+    };
+    let location = Location {
+        line: u32::try_from(first.line).unwrap_or(u32::MAX),
+        column: u32::try_from(first.column).unwrap_or(u32::MAX),
+        message_index: first.message_index.map(|i| i - 1),
+    };
+    let place = match first.message_index {
+        Some(i) => format!("message {i}, line {}, column {}", first.line, first.column),
+        None => format!("line {}, column {}", first.line, first.column),
+    };
+    Finding::fail(
+        format!(
+            "the scanner found {} problem(s) at or above {}; the first: {} ({}) at {place}",
+            found.len(),
+            min_severity.as_str(),
+            first.message,
+            first.rule.as_str()
+        ),
+        Some(location),
+    )
 }

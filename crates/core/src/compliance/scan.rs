@@ -48,6 +48,7 @@ pub(super) enum Kind {
     MaxLength { chars: usize },
     MaxTokens { tokens: usize },
     Schema(Box<jsonschema::Validator>),
+    ContentScan { min_severity: crate::scan::Severity },
 }
 
 /// What one check found.
@@ -88,6 +89,7 @@ impl Check {
             Kind::MaxLength { chars } => custom::max_length(subject, *chars),
             Kind::MaxTokens { tokens } => custom::max_tokens(subject, *tokens),
             Kind::Schema(validator) => custom::schema_rule(subject, validator),
+            Kind::ContentScan { min_severity } => builtin::content_scan(subject, *min_severity),
         };
         CheckResult {
             check: self.key.clone(),

@@ -36,3 +36,19 @@ pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, ApiError>
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
 }
+
+/// The instance's public Ed25519 key, which signs version manifests
+/// (`signature` in renders and version reads).
+#[utoipa::path(get, path = "/.well-known/promptvault/signing-key", tag = "health", operation_id = "signing_key",
+    security(()),
+    responses(
+        (status = 200, description = "The public key", body = crate::encryption::PublicSigningKey),
+        (status = 404, description = "No signing key", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn signing_key(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let key = s.registry.signing_key().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "this instance has no signing key")
+    })?;
+    // Public and stable: caches may keep it for an hour.
+    Ok(([(header::CACHE_CONTROL, "public, max-age=3600")], axum::Json(key)))
+}

@@ -55,6 +55,7 @@ impl Modify for BearerAuth {
         (name = "render", description = "Rendering with validated parameters, outcomes and usage"),
         (name = "sessions", description = "Password sign-in for the web UI"),
         (name = "health", description = "Liveness, readiness and Prometheus metrics"),
+        (name = "encryption", description = "Encryption keys at rest and their rotation"),
     ),
 )]
 struct ApiDoc;
@@ -66,6 +67,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
+        .routes(routes!(health::signing_key))
         .split_for_parts()
 }
 

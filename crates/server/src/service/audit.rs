@@ -115,6 +115,10 @@ impl AuditLog {
         reason: Option<String>,
         details: Value,
     ) -> NewAuditEvent {
+        // Secrets never reach the trail, whatever the detail level.
+        let reason = reason.map(|r| crate::content::redact_secrets(&r).into_owned());
+        let mut details = self.level.details(details);
+        crate::content::redact_secrets_in(&mut details);
         NewAuditEvent {
             at: promptvault_core::model::truncate_to_micros(chrono::Utc::now()),
             actor_id: Some(who.user_id.to_string()),
@@ -126,7 +130,7 @@ impl AuditLog {
             reason,
             request_id: who.origin.request_id.clone(),
             client_addr: who.origin.client_addr.clone(),
-            details: self.level.details(details),
+            details,
         }
     }
 
@@ -326,6 +330,36 @@ mod tests {
             hooks: Arc::default(),
         };
         (log, rx)
+    }
+
+    #[test]
+    fn secrets_never_reach_an_event() {
+        let (mut log, _rx) = stalled();
+        log.level = DetailLevel::Comprehensive;
+        let who = Principal {
+            user_id: promptvault_core::UserId::new(),
+            display: "ada".into(),
+            credential: promptvault_core::authz::Credential::Session,
+            roles: vec![],
+            deployment: None,
+            origin: promptvault_core::authz::Origin::default(),
+            authenticated_at: None,
+        };
+        let key = "sk-proj-Zq8Lm2Nx4Vb6Cd1Ef3Gh5Jk7Pw9Ry0Tu";
+        let ev = log.event(
+            &who,
+            "template.execute",
+            "template",
+            Some("t".into()),
+            AuditOutcome::Failed,
+            Some(format!("bad value {key}")),
+            serde_json::json!({"parameters": {"p": key, "list": [format!("x {key}")]}, "seq": 1}),
+        );
+        assert_eq!(ev.reason.as_deref(), Some("bad value [REDACTED:credential]"));
+        assert_eq!(
+            ev.details,
+            serde_json::json!({"parameters": {"p": "[REDACTED:credential]", "list": ["x [REDACTED:credential]"]}, "seq": 1})
+        );
     }
 
     struct Collect(Mutex<Vec<promptvault_core::audit::Alert>>);

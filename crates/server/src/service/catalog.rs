@@ -195,7 +195,7 @@ impl Registry {
         &self,
         who: &Principal,
         input: CreateTemplate,
-    ) -> Result<(TemplateView, Vec<String>)> {
+    ) -> Result<(TemplateView, Vec<String>, Vec<promptvault_core::scan::ScanFinding>)> {
         self.gate(who, Action::Create, Resource::Template, Some(input.name.as_str())).await?;
         check_text("description", input.description.as_deref(), 2_000)?;
         check_text("long_description_markdown", input.long_description_markdown.as_deref(), 100_000)?;
@@ -215,6 +215,17 @@ impl Registry {
         self.authorize(who, Action::Create, Resource::Template, &target, Some(input.name.as_str())).await?;
         let checked = content::check(input.content)?;
         check_type_contract(&prompt_type, &checked.content.parameter_schema)?;
+        self.check_output_filters(input.access.output_filters.as_deref())?;
+        let findings = match self
+            .scan_for_save(&checked.content, &checked.analysis.references, input.security_classification)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                self.audit_failed(who, "template.create", Resource::Template, input.name.as_str(), &e).await;
+                return Err(e);
+            }
+        };
         let owner = input.owner_id.or(Some(who.user_id));
         if let Some(o) = input.owner_id
             && self.store.get_user(o).await?.is_none()
@@ -239,7 +250,8 @@ impl Registry {
             Resource::Template,
             name.as_str(),
             json!({"version": first.version.to_string(), "content_hash": first.content_hash.to_string(),
-                   "classification": input.security_classification.as_str()}),
+                   "classification": input.security_classification.as_str(),
+                   "findings": super::scanning::audit_findings(&findings)}),
         );
         let created = self
             .store
@@ -268,7 +280,7 @@ impl Registry {
             }
         };
         self.caches.invalidate(&ChangeNotice { template: Some(template.name.clone()) });
-        Ok((TemplateView { template, version, labels: vec![] }, warnings))
+        Ok((TemplateView { template, version, labels: vec![] }, warnings, findings))
     }
 
     /// Reads a template with the version a selector picks (the default
@@ -405,6 +417,9 @@ impl Registry {
                 "invalid_request",
                 "nothing to change: the body names no field",
             ));
+        }
+        if let Some(access) = &patch.access {
+            self.check_output_filters(access.output_filters.as_deref())?;
         }
         check_text("description", patch.description.as_ref().and_then(Option::as_deref), 2_000)?;
         check_text(

@@ -13,9 +13,11 @@ pub mod error;
 pub mod explain;
 pub mod governance;
 pub mod identity;
+pub mod keys;
 mod labels;
 pub mod lifecycle;
 mod render;
+mod scanning;
 pub mod session;
 pub mod trail;
 pub mod usage;
@@ -72,6 +74,12 @@ pub struct Registry {
     sessions: crate::session::SessionSettings,
     /// Which deployments receive templates of each classification.
     delivery: promptvault_core::authz::delivery::DeliveryRules,
+    /// The instance's signing key (none in registries built without one).
+    signer: Option<crate::encryption::InstanceSigner>,
+    /// Wakes the re-encryption worker.
+    reseal: Arc<tokio::sync::Notify>,
+    /// Scanning on save, render-input and output policy, output filters.
+    content: Arc<crate::content::ContentPolicy>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -110,6 +118,9 @@ impl Registry {
             protected_labels: vec![LabelName::parse("production").expect("a valid label")],
             sessions: crate::session::SessionSettings::default(),
             delivery: promptvault_core::authz::delivery::DeliveryRules::default(),
+            signer: None,
+            reseal: Arc::default(),
+            content: Arc::new(crate::content::ContentPolicy::default()),
         }
     }
 
@@ -124,6 +135,26 @@ impl Registry {
     /// `target` judged by the delivery rules in force.
     fn with_rules<'a>(&'a self, target: &Target<'a>) -> Target<'a> {
         Target { delivery: Some(&self.delivery), ..*target }
+    }
+
+    /// Signs manifests with `signer` and wakes `reseal` after key changes.
+    #[must_use]
+    pub fn with_encryption(
+        mut self,
+        signer: crate::encryption::InstanceSigner,
+        reseal: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        self.signer = Some(signer);
+        self.reseal = reseal;
+        self
+    }
+
+    /// Uses this content policy (and its output filters) instead of the
+    /// defaults.
+    #[must_use]
+    pub fn with_content(mut self, content: Arc<crate::content::ContentPolicy>) -> Self {
+        self.content = content;
+        self
     }
 
     /// Uses these workflows and checks (configured built-ins) instead of

@@ -57,7 +57,25 @@ impl Registry {
             ));
         }
         let compiled = self.compiled(who, &resolved).await?;
-        let mut rendered = compiled.render(req.parameters, &req.placeholders)?;
+        let class = resolved.0.security_classification;
+        let schema = &resolved.1.content.parameter_schema;
+        let mut parameters = req.parameters;
+        let mut input_warnings = self.check_render_inputs(schema, class, &mut parameters)?;
+        // Placeholders (e.g. the chat history) come from the caller too; no
+        // parameter annotates them, so the classification's default applies.
+        let mut placeholders = Value::Object(req.placeholders);
+        input_warnings.extend(self.check_render_inputs(
+            &promptvault_core::ParameterSchema::default(),
+            class,
+            &mut placeholders,
+        )?);
+        let placeholders = match placeholders {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let mut rendered = compiled.render(parameters, &placeholders)?;
+        self.filter_output(resolved.0.access.output_filters.as_deref(), class, &mut rendered)?;
+        rendered.warnings.extend(input_warnings);
         if status == promptvault_core::VersionStatus::Deprecated {
             let d = resolved.1.deprecation.as_ref();
             let mut w = format!("version {} is deprecated", resolved.1.seq);

@@ -67,6 +67,8 @@ pub struct VersionCreated {
     pub version: Version,
     pub changes: Vec<Change>,
     pub warnings: Vec<String>,
+    /// What the template scanner found (none of it blocked the save).
+    pub findings: Vec<promptvault_core::scan::ScanFinding>,
 }
 
 fn bump_error(e: BumpError) -> ServiceError {
@@ -159,6 +161,20 @@ impl Registry {
                 .await?
                 .ok_or_else(|| ServiceError::Internal("template without type".into()))?;
             super::catalog::check_type_contract(&prompt_type, &checked.content.parameter_schema)?;
+            let findings = match self
+                .scan_for_save(
+                    &checked.content,
+                    &checked.analysis.references,
+                    template.security_classification,
+                )
+                .await
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    self.audit_failed(who, "version.create", Resource::Template, name.as_str(), &e).await;
+                    return Err(e);
+                }
+            };
             if let Some(base) = input.base_version
                 && base != template.latest_seq
             {
@@ -187,12 +203,13 @@ impl Registry {
                 "version.create",
                 Resource::Template,
                 name.as_str(),
-                json!({"version": new.version.to_string(), "content_hash": new.content_hash.to_string()}),
+                json!({"version": new.version.to_string(), "content_hash": new.content_hash.to_string(),
+                       "findings": super::scanning::audit_findings(&findings)}),
             );
             match self.store.create_version(template.id, base.seq, new, w).await {
                 Ok(version) => {
                     self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
-                    return Ok(VersionCreated { version, changes: changes.changes, warnings });
+                    return Ok(VersionCreated { version, changes: changes.changes, warnings, findings });
                 }
                 Err(StoreError::Conflict(Conflict::StaleBase { .. })) if input.base_version.is_none() => {}
                 Err(e) => {
@@ -236,6 +253,16 @@ impl Registry {
             .await?
             .ok_or_else(|| ServiceError::Internal("template without type".into()))?;
         super::catalog::check_type_contract(&prompt_type, &checked.content.parameter_schema)?;
+        let findings = match self
+            .scan_for_save(&checked.content, &checked.analysis.references, template.security_classification)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                self.audit_failed(who, "version.update", Resource::Template, name.as_str(), &e).await;
+                return Err(e);
+            }
+        };
         let previous = self.version_before(&template, current.seq).await?;
         let (version, bump, changes) = match &previous {
             None => (current.version.clone(), None, Vec::new()),
@@ -259,7 +286,8 @@ impl Registry {
             "version.update",
             Resource::Template,
             name.as_str(),
-            json!({"seq": current.seq, "content_hash": new.content_hash.to_string()}),
+            json!({"seq": current.seq, "content_hash": new.content_hash.to_string(),
+                   "findings": super::scanning::audit_findings(&findings)}),
         );
         let version =
             match self.store.update_draft(template.id, current.seq, Expect::Revision(expect), new, w).await {
@@ -271,7 +299,7 @@ impl Registry {
                 }
             };
         self.caches.invalidate(&ChangeNotice { template: Some(name.clone()) });
-        Ok(VersionCreated { version, changes, warnings })
+        Ok(VersionCreated { version, changes, warnings, findings })
     }
 
     pub async fn delete_draft(

@@ -3,7 +3,9 @@
 
 mod api;
 mod catalog;
+mod content;
 mod deployments;
+mod encryption;
 mod governance;
 mod input;
 mod jwt;
@@ -68,6 +70,14 @@ fn main() {
             tls::https_serves_content_with_hsts,
             tls::plain_http_beyond_loopback_is_refused,
             ratelimit::a_burst_beyond_the_limit_gets_429_and_other_keys_are_unaffected,
+            encryption::confidential_content_never_reaches_the_disk_in_the_clear,
+            encryption::a_wrong_or_exposed_master_key_stops_the_start,
+            encryption::data_keys_rotate_through_the_api,
+            encryption::renders_carry_a_signature_the_public_key_verifies,
+            content::saving_blocks_or_warns_by_classification,
+            content::render_inputs_are_allowed_redacted_or_refused,
+            content::output_filters_redact_block_or_pass,
+            content::secrets_stay_out_of_errors_audit_and_logs,
         ],
         promptvault_testkit::cases![
             catalog::servers_sharing_postgres_see_each_others_writes,

@@ -34,7 +34,9 @@ fn needs(operation: &str) -> Option<Need> {
     use Action::*;
     use Resource::*;
     Some(Need::Permission(match operation {
-        "healthz" | "readyz" | "metrics" => return Some(Need::Public),
+        "healthz" | "readyz" | "metrics" | "signing_key" => return Some(Need::Public),
+        "encryption_status" => (Read, Encryption),
+        "rotate_data_key" => (Update, Encryption),
         "whoami" | "explain_authz" => return Some(Need::AnyKey),
         "login" => return Some(Need::SignIn),
         "logout" | "reauthenticate" => return Some(Need::Session),

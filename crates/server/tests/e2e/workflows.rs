@@ -171,6 +171,7 @@ pub async fn custom_checks_block_submission_and_show_in_review(db: Arc<TestDb>) 
             "length_limit",
             "forbidden_phrases",
             "classification_tags",
+            "content_scan",
             "no_intranet_links",
             "polite"
         ]
@@ -333,7 +334,7 @@ pub async fn invalid_definitions_are_refused_with_a_code(db: Arc<TestDb>) {
             assert_eq!(r.body["field"], field, "{:?}", r.body);
         }
     }
-    assert_eq!(s.get("/api/v1/checks").await.ok(200)["items"].as_array().unwrap().len(), 5, "nothing stored");
+    assert_eq!(s.get("/api/v1/checks").await.ok(200)["items"].as_array().unwrap().len(), 6, "nothing stored");
     s.stop().await;
 }
 

@@ -45,10 +45,10 @@ impl PgStore {
         .await
         .map_err(|e| codec::unique(e, "template", new.name.as_str()))?;
         write_tags(&mut tx, id, &tags).await?;
-        insert_version(&mut tx, id, 1, &first, at).await?;
+        insert_version(&mut tx, &self.vault, id, new.security_classification, 1, &first, at).await?;
         refresh_search(&mut tx, id).await?;
         let template = template_by_id(&mut tx, id).await?;
-        let version = super::versions::load_version(&mut tx, id, 1).await?;
+        let version = super::versions::load_version(&mut tx, &self.vault, id, 1).await?;
         notify::commit(tx, Some(&new.name), w.audit.as_ref()).await?;
         Ok((template, version))
     }
@@ -91,6 +91,13 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
         write_tags(&mut tx, current.id, &tag_refs).await?;
+        let class = patch.security_classification.unwrap_or(current.security_classification);
+        if class != current.security_classification && self.vault.sealer(class)?.is_some() {
+            // Its versions are sealed now, in this transaction; its renders
+            // by the re-encryption job.
+            super::keys::queue_template(&mut tx, current.id.as_uuid()).await?;
+            super::keys::seal_template_versions(&mut tx, &self.vault, current.id.as_uuid()).await?;
+        }
         refresh_search(&mut tx, current.id).await?;
         let updated = template_by_id(&mut tx, current.id).await?;
         notify::commit(tx, Some(name), w.audit.as_ref()).await?;
@@ -175,18 +182,22 @@ async fn write_tags(conn: &mut PgConnection, id: TemplateId, tags: &[&str]) -> R
 
 pub(super) async fn insert_version(
     conn: &mut PgConnection,
+    vault: &crate::crypt::Vault,
     template: TemplateId,
+    class: promptvault_core::SecurityClassification,
     seq: u32,
     v: &NewVersion,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    let c = ContentColumns::of(&v.content);
+    let id = promptvault_core::VersionId::new();
+    let c = ContentColumns::for_row(&v.content, id.as_uuid(), vault.sealer(class)?.map(|r| &**r))?;
     sqlx::query(
         "INSERT INTO prompt_template_version (id, template_id, seq, version, status, kind, template_text, messages, \
-         parameter_schema, config, content_hash, author_id, change_description, bump, restored_from, created_at, revision) \
-         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7::json, $8::json, $9::json, $10, $11, $12, $13, $14, $15, 1)",
+         parameter_schema, config, content_hash, author_id, change_description, bump, restored_from, created_at, revision, \
+         sealed, sealed_key) \
+         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7::json, $8::json, $9::json, $10, $11, $12, $13, $14, $15, 1, $16, $17)",
     )
-    .bind(promptvault_core::VersionId::new().as_uuid())
+    .bind(id.as_uuid())
     .bind(template.as_uuid())
     .bind(i64::from(seq))
     .bind(v.version.to_string())
@@ -201,6 +212,8 @@ pub(super) async fn insert_version(
     .bind(v.bump.map(|b| b.as_str()))
     .bind(v.restored_from.map(i64::from))
     .bind(at)
+    .bind(c.sealed)
+    .bind(c.sealed_key)
     .execute(&mut *conn)
     .await
     .map_err(|e| codec::unique(e, "version", &v.version.to_string()))?;

@@ -78,7 +78,8 @@ pub(super) const VERSION_COLS: &str = "v.id AS v_id, v.template_id AS v_template
     v.restored_from AS v_restored_from, v.created_at AS v_created_at, \
     v.updated_at AS v_updated_at, v.revision AS v_revision, \
     v.review_round::bigint AS v_review_round, v.status_changed_at AS v_status_changed_at, \
-    v.deprecation AS v_deprecation, v.check_results AS v_check_results";
+    v.deprecation AS v_deprecation, v.check_results AS v_check_results, \
+    v.sealed AS v_sealed, v.sealed_key AS v_sealed_key";
 
 pub(super) fn version(r: &PgRow) -> Result<VersionRow> {
     Ok(VersionRow {
@@ -104,6 +105,8 @@ pub(super) fn version(r: &PgRow) -> Result<VersionRow> {
         status_changed_at: r.try_get("v_status_changed_at")?,
         deprecation: r.try_get("v_deprecation")?,
         check_results: r.try_get("v_check_results")?,
+        sealed: r.try_get("v_sealed")?,
+        sealed_key: r.try_get("v_sealed_key")?,
     })
 }
 
@@ -149,6 +152,8 @@ pub(super) fn prompt(r: &PgRow) -> Result<PromptRow> {
         outcome: r.try_get("outcome")?,
         outcome_detail: r.try_get("outcome_detail")?,
         outcome_at: r.try_get("outcome_at")?,
+        sealed: r.try_get("sealed")?,
+        sealed_key: r.try_get("sealed_key")?,
     })
 }
 

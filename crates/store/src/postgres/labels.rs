@@ -27,7 +27,7 @@ impl PgStore {
         let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
-        let target = load_version(&mut tx, template, seq).await?;
+        let target = load_version(&mut tx, &self.vault, template, seq).await?;
         let current = find_label(&mut tx, template, label).await?;
         match (expect, &current) {
             (Expect::Revision(r), Some(l)) if r != l.revision => {

@@ -42,7 +42,12 @@ fn decision_row(r: &PgRow) -> Result<DecisionRow> {
 }
 
 /// Reads version `seq` and locks its row until the transaction ends.
-async fn lock_version(conn: &mut PgConnection, template: TemplateId, seq: u32) -> Result<Version> {
+async fn lock_version(
+    conn: &mut PgConnection,
+    vault: &crate::crypt::Vault,
+    template: TemplateId,
+    seq: u32,
+) -> Result<Version> {
     let sql = format!(
         "SELECT {VERSION_COLS} FROM prompt_template_version v WHERE v.template_id = $1 AND v.seq = $2 \
          FOR NO KEY UPDATE"
@@ -53,7 +58,7 @@ async fn lock_version(conn: &mut PgConnection, template: TemplateId, seq: u32) -
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("version {seq}")))?;
-    codec::version(&row)?.decode()
+    codec::version(&row)?.decode(vault)
 }
 
 /// The approvals of `version`'s current round, oldest first.
@@ -122,10 +127,10 @@ impl PgStore {
     ) -> Result<(TemplateName, Version)> {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
-        let current = lock_version(&mut tx, template, seq).await?;
+        let current = lock_version(&mut tx, &self.vault, template, seq).await?;
         let plan = lifecycle::plan_transition(&current, expect, change, w.at)?;
         apply(&mut tx, &current, &plan, w.at).await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -140,12 +145,12 @@ impl PgStore {
     ) -> Result<(TemplateName, ReviewResult)> {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
-        let current = lock_version(&mut tx, template, seq).await?;
+        let current = lock_version(&mut tx, &self.vault, template, seq).await?;
         // Read after the lock: sees every decision committed before it.
         let approvals = round_approvals(&mut tx, &current).await?;
         let plan = lifecycle::plan_review(&current, &approvals, workflow, decision)?;
         apply(&mut tx, &current, &plan, w.at).await?;
-        let version = load_version(&mut tx, template, seq).await?;
+        let version = load_version(&mut tx, &self.vault, template, seq).await?;
         notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, ReviewResult { version, outcome: plan.outcome }))
     }

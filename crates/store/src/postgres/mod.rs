@@ -14,6 +14,7 @@ mod catalog;
 mod codec;
 mod governance;
 mod identity;
+mod keys;
 mod labels;
 mod lifecycle;
 mod notify;
@@ -63,6 +64,7 @@ pub struct PgStore {
     pool: PgPool,
     changes: broadcast::Sender<ChangeNotice>,
     listener: Arc<notify::ListenerTask>,
+    vault: crate::crypt::Vault,
 }
 
 impl PgStore {
@@ -81,11 +83,12 @@ impl PgStore {
             .await?;
         // `_sqlx_migrations` is created unqualified, so it lands in the schema.
         MIGRATOR.run(&pool).await?;
+        let vault = keys::open_vault(&pool, &options.encryption).await?;
         let (changes, _) = broadcast::channel(1024);
         // Listening starts before `connect` returns: a subscriber created
         // right after misses nothing another process commits later.
         let listener = notify::ListenerTask::start(connect, schema, changes.clone()).await?;
-        Ok(Self { pool, changes, listener: Arc::new(listener) })
+        Ok(Self { pool, changes, listener: Arc::new(listener), vault })
     }
 
     fn notify(&self, template: Option<&TemplateName>) {
@@ -114,6 +117,26 @@ impl Store for PgStore {
     async fn close(&self) {
         self.listener.stop().await;
         self.pool.close().await;
+    }
+
+    async fn encryption_status(&self) -> Result<crate::EncryptionStatus> {
+        self.encryption_status_impl().await
+    }
+
+    async fn rotate_data_key(&self) -> Result<String> {
+        self.rotate_data_key_impl().await
+    }
+
+    async fn rewrap_master(&self, new: crate::MasterKey) -> Result<()> {
+        self.rewrap_master_impl(new).await
+    }
+
+    async fn reseal_batch(&self, limit: u32) -> Result<u64> {
+        self.reseal_batch_impl(limit).await
+    }
+
+    async fn instance_key(&self, candidate: crate::InstanceKey) -> Result<crate::InstanceKey> {
+        self.instance_key_impl(candidate).await
     }
 
     async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool> {

@@ -112,14 +112,17 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, filter: &TemplateFilter) {
 /// `document` only).
 pub(super) async fn refresh_search(conn: &mut PgConnection, id: TemplateId) -> Result<()> {
     let row = sqlx::query(
-        "SELECT t.name, t.description, t.tags, v.template_text, v.messages \
+        "SELECT t.name, t.description, t.tags, v.template_text, v.messages, v.sealed IS NOT NULL AS sealed \
          FROM prompt_template t JOIN prompt_template_version v ON v.template_id = t.id AND v.seq = t.latest_seq \
          WHERE t.id = $1",
     )
     .bind(id.as_uuid())
     .fetch_one(&mut *conn)
     .await?;
+    // Sealed content is never indexed: its template is found by name,
+    // description and tags only.
     let body = match row.try_get::<Option<String>, _>("template_text")? {
+        _ if row.try_get::<bool, _>("sealed")? => String::new(),
         Some(text) => text,
         None => {
             let messages: Option<serde_json::Value> = row.try_get("messages")?;

@@ -1,6 +1,6 @@
 //! Renders, outcomes and metrics on PostgreSQL.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use promptvault_core::model::{Outcome, OutcomeRecord, PromptRecord};
@@ -54,12 +54,12 @@ impl PgStore {
                 UsageEvent::Render(p) => pending.push(p),
                 UsageEvent::Outcome { prompt_id, outcome } => {
                     // Renders queued before this outcome must be visible to it.
-                    flush_renders(&mut tx, &mut pending, &mut counters).await?;
+                    flush_renders(&mut tx, &self.vault, &mut pending, &mut counters).await?;
                     results.push(apply_outcome(&mut tx, *prompt_id, outcome, &mut counters).await?);
                 }
             }
         }
-        flush_renders(&mut tx, &mut pending, &mut counters).await?;
+        flush_renders(&mut tx, &self.vault, &mut pending, &mut counters).await?;
         write_counters(&mut tx, &counters).await?;
         tx.commit().await?;
         Ok(results)
@@ -70,7 +70,7 @@ impl PgStore {
             .bind(id.as_uuid())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(codec::prompt(&r)?.decode()?.record)).transpose()
+        row.map(|r| Ok(codec::prompt(&r)?.decode(&self.vault)?.record)).transpose()
     }
 
     pub(super) async fn template_metrics_impl(&self, template: TemplateId) -> Result<TemplateMetrics> {
@@ -104,6 +104,7 @@ impl PgStore {
 /// caller then retries the batch.
 async fn flush_renders(
     conn: &mut PgConnection,
+    vault: &crate::crypt::Vault,
     pending: &mut Vec<&PromptRecord>,
     counters: &mut Counters,
 ) -> Result<()> {
@@ -111,12 +112,44 @@ async fn flush_renders(
         return Ok(());
     }
     let versions: Vec<Uuid> = pending.iter().map(|p| *p.version_id.as_uuid()).collect();
-    let live: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM prompt_template_version WHERE id = ANY($1)")
-        .bind(&versions)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+    // Live versions and their templates' classifications.
+    let classes: HashMap<Uuid, String> = sqlx::query_as(
+        "SELECT v.id, t.security_classification FROM prompt_template_version v \
+         JOIN prompt_template t ON t.id = v.template_id WHERE v.id = ANY($1)",
+    )
+    .bind(&versions)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    // Parameters and text of renders of templates in the sealing scope are
+    // sealed; so are those of templates deleted meanwhile (their
+    // classification is no longer known) when a master key is configured.
+    let mut sealed: Vec<Option<Vec<u8>>> = Vec::with_capacity(pending.len());
+    let mut sealed_keys: Vec<Option<String>> = Vec::with_capacity(pending.len());
+    for p in pending.iter() {
+        let ring = match classes.get(p.version_id.as_uuid()) {
+            Some(class) => {
+                let class: promptvault_core::SecurityClassification =
+                    class.parse().map_err(crate::error::StoreError::corrupt)?;
+                vault.sealer(class)?.cloned()
+            }
+            None => vault.ring().cloned(),
+        };
+        match ring {
+            Some(r) => {
+                let (k, b) =
+                    crate::rows::seal_prompt(&r, p.id.as_uuid(), Some(&p.data), Some(&p.prompt_text))?;
+                sealed.push(Some(b));
+                sealed_keys.push(Some(k));
+            }
+            None => {
+                sealed.push(None);
+                sealed_keys.push(None);
+            }
+        }
+    }
+    let live: HashSet<Uuid> = classes.into_keys().collect();
     // One statement per batch: columns as arrays, unnested by the server
     // (a multi-row VALUES would need thirteen parameters per row).
     let alive = |p: &PromptRecord| live.contains(p.version_id.as_uuid());
@@ -128,8 +161,10 @@ async fn flush_renders(
     let version_ids: Vec<Option<Uuid>> =
         pending.iter().map(|p| alive(p).then(|| *p.version_id.as_uuid())).collect();
     let seqs: Vec<i64> = pending.iter().map(|p| i64::from(p.version_seq)).collect();
-    let data: Vec<String> = pending.iter().map(|p| p.data.to_string()).collect();
-    let texts: Vec<&str> = pending.iter().map(|p| p.prompt_text.as_str()).collect();
+    let data: Vec<Option<String>> =
+        pending.iter().zip(&sealed).map(|(p, s)| s.is_none().then(|| p.data.to_string())).collect();
+    let texts: Vec<Option<&str>> =
+        pending.iter().zip(&sealed).map(|(p, s)| s.is_none().then_some(p.prompt_text.as_str())).collect();
     let senders: Vec<Option<Uuid>> = pending.iter().map(|p| p.sender_id.map(Uuid::from)).collect();
     let times: Vec<DateTime<Utc>> = pending.iter().map(|p| p.created_at).collect();
     let sessions: Vec<Option<&str>> = pending.iter().map(|p| p.metadata.session_id.as_deref()).collect();
@@ -138,11 +173,11 @@ async fn flush_renders(
     let models: Vec<&str> = pending.iter().map(|p| p.metadata.deployment_model.as_str()).collect();
     sqlx::query(
         "INSERT INTO prompt (id, prompt_template_id, prompt_type_id, version_id, version_seq, data, prompt_text, \
-         sender_id, created_at, session_id, request_id, agent_id, deployment_model) \
-         SELECT id, tpl, typ, ver, seq, dat::jsonb, txt, snd, at, ses, req, agt, dep FROM UNNEST( \
+         sender_id, created_at, session_id, request_id, agent_id, deployment_model, sealed, sealed_key) \
+         SELECT id, tpl, typ, ver, seq, dat::jsonb, txt, snd, at, ses, req, agt, dep, sld, slk FROM UNNEST( \
            $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::uuid[], \
-           $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[]) \
-         AS u(id, tpl, typ, ver, seq, dat, txt, snd, at, ses, req, agt, dep)",
+           $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::text[]) \
+         AS u(id, tpl, typ, ver, seq, dat, txt, snd, at, ses, req, agt, dep, sld, slk)",
     )
     .bind(&ids)
     .bind(&templates)
@@ -157,6 +192,8 @@ async fn flush_renders(
     .bind(&requests)
     .bind(&agents)
     .bind(&models)
+    .bind(&sealed)
+    .bind(&sealed_keys)
     .execute(&mut *conn)
     .await?;
     for p in pending.drain(..) {

@@ -12,6 +12,7 @@ use super::catalog::{insert_version, lock_template_by_id};
 use super::codec::{self, TEMPLATE_COLS, TEMPLATE_FROM, VERSION_COLS};
 use super::search::refresh_search;
 use super::{PgStore, notify};
+use crate::crypt::Vault;
 use crate::cursor::{self, Position};
 use crate::error::{Conflict, Result, StoreError};
 use crate::rows::ContentColumns;
@@ -36,14 +37,20 @@ fn selector_clause(qb: &mut QueryBuilder<Postgres>, selector: &VersionSelector) 
     }
 }
 
-pub(super) async fn load_version(conn: &mut PgConnection, template: TemplateId, seq: u32) -> Result<Version> {
-    find_version(conn, template, &VersionSelector::Seq(seq))
+pub(super) async fn load_version(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    template: TemplateId,
+    seq: u32,
+) -> Result<Version> {
+    find_version(conn, vault, template, &VersionSelector::Seq(seq))
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("version {seq}")))
 }
 
 async fn find_version(
     conn: &mut PgConnection,
+    vault: &Vault,
     template: TemplateId,
     selector: &VersionSelector,
 ) -> Result<Option<Version>> {
@@ -53,7 +60,7 @@ async fn find_version(
     qb.push_bind(*template.as_uuid());
     selector_clause(&mut qb, selector);
     let row = qb.build().fetch_optional(&mut *conn).await?;
-    row.map(|r| codec::version(&r)?.decode()).transpose()
+    row.map(|r| codec::version(&r)?.decode(vault)).transpose()
 }
 
 impl PgStore {
@@ -75,7 +82,7 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await?;
         let seq = u32::try_from(last + 1).map_err(|_| StoreError::corrupt("sequence overflow"))?;
-        insert_version(&mut tx, template, seq, &new, at).await?;
+        insert_version(&mut tx, &self.vault, template, t.security_classification, seq, &new, at).await?;
         sqlx::query(
             "UPDATE prompt_template SET latest_seq = $1, last_seq = $1, latest_version = $2 WHERE id = $3",
         )
@@ -85,7 +92,7 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
         refresh_search(&mut tx, template).await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -101,7 +108,7 @@ impl PgStore {
         let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
@@ -109,11 +116,15 @@ impl PgStore {
         if t.latest_seq != seq {
             return Err(Conflict::Superseded { seq, latest: t.latest_seq }.into());
         }
-        let c = ContentColumns::of(&new.content);
+        let c = ContentColumns::for_row(
+            &new.content,
+            current.id.as_uuid(),
+            self.vault.sealer(t.security_classification)?.map(|r| &**r),
+        )?;
         sqlx::query(
             "UPDATE prompt_template_version SET version = $1, kind = $2, template_text = $3, messages = $4::json, \
              parameter_schema = $5::json, config = $6::json, content_hash = $7, change_description = $8, bump = $9, updated_at = $10, \
-             revision = revision + 1 WHERE id = $11",
+             revision = revision + 1, sealed = $12, sealed_key = $13 WHERE id = $11",
         )
         .bind(new.version.to_string())
         .bind(c.kind)
@@ -126,6 +137,8 @@ impl PgStore {
         .bind(new.bump.map(|b| b.as_str()))
         .bind(at)
         .bind(current.id.as_uuid())
+        .bind(c.sealed)
+        .bind(c.sealed_key)
         .execute(&mut *tx)
         .await
         .map_err(|e| codec::unique(e, "version", &new.version.to_string()))?;
@@ -135,7 +148,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         refresh_search(&mut tx, template).await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -149,7 +162,7 @@ impl PgStore {
     ) -> Result<TemplateName> {
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
@@ -198,7 +211,7 @@ impl PgStore {
         let at = w.at;
         let mut tx = self.pool.begin().await?;
         let t = lock_template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         expect.check("version", current.revision)?;
         sqlx::query("UPDATE prompt_template_version SET status = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(status.as_str())
@@ -206,7 +219,7 @@ impl PgStore {
             .bind(current.id.as_uuid())
             .execute(&mut *tx)
             .await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         notify::commit(tx, Some(&t.name), w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -217,7 +230,7 @@ impl PgStore {
         selector: &VersionSelector,
     ) -> Result<Option<Version>> {
         let mut conn = self.pool.acquire().await?;
-        find_version(&mut conn, template, selector).await
+        find_version(&mut conn, &self.vault, template, selector).await
     }
 
     pub(super) async fn resolve_impl(
@@ -232,7 +245,8 @@ impl PgStore {
         qb.push_bind(name.as_str().to_owned());
         selector_clause(&mut qb, selector);
         let row = qb.build().fetch_optional(&self.pool).await?;
-        row.map(|r| Ok((codec::template(&r)?.decode()?, codec::version(&r)?.decode()?))).transpose()
+        row.map(|r| Ok((codec::template(&r)?.decode()?, codec::version(&r)?.decode(&self.vault)?)))
+            .transpose()
     }
 
     pub(super) async fn list_versions_impl(
@@ -256,7 +270,8 @@ impl PgStore {
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows.iter().map(|r| codec::version(r)?.decode()).collect::<Result<Vec<_>>>()?;
+        let mut items =
+            rows.iter().map(|r| codec::version(r)?.decode(&self.vault)).collect::<Result<Vec<_>>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next_cursor =

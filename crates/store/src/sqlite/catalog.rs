@@ -164,10 +164,10 @@ impl SqliteStore {
         .await
         .map_err(|e| codec::unique(e, "template", new.name.as_str()))?;
         write_tags(&mut tx, id, &tags).await?;
-        insert_version(&mut tx, id, 1, &first, at).await?;
+        insert_version(&mut tx, &self.vault, id, new.security_classification, 1, &first, at).await?;
         refresh_search(&mut tx, id).await?;
         let template = load_template(&mut tx, &new.name).await?;
-        let version = super::versions::load_version(&mut tx, id, 1).await?;
+        let version = super::versions::load_version(&mut tx, &self.vault, id, 1).await?;
         super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((template, version))
     }
@@ -211,6 +211,13 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         write_tags(&mut tx, current.id, &tag_refs).await?;
+        let class = patch.security_classification.unwrap_or(current.security_classification);
+        if class != current.security_classification && self.vault.sealer(class)?.is_some() {
+            // Its versions are sealed now, in this transaction; its renders
+            // by the re-encryption job.
+            super::keys::queue_template(&mut tx, &current.id.to_string()).await?;
+            super::keys::seal_template_versions(&mut tx, &self.vault, &current.id.to_string()).await?;
+        }
         refresh_search(&mut tx, current.id).await?;
         let updated = load_template(&mut tx, name).await?;
         super::audit::commit(tx, w.audit.as_ref()).await?;
@@ -371,18 +378,22 @@ async fn write_tags(
 
 pub(super) async fn insert_version(
     conn: &mut SqliteConnection,
+    vault: &crate::crypt::Vault,
     template: promptvault_core::TemplateId,
+    class: promptvault_core::SecurityClassification,
     seq: u32,
     v: &NewVersion,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    let c = ContentColumns::of(&v.content);
+    let id = promptvault_core::VersionId::new();
+    let c = ContentColumns::for_row(&v.content, id.as_uuid(), vault.sealer(class)?.map(|r| &**r))?;
     sqlx::query(
         "INSERT INTO prompt_template_version (id, template_id, seq, version, status, kind, template_text, messages, \
-         parameter_schema, config, content_hash, author_id, change_description, bump, restored_from, created_at, revision) \
-         VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+         parameter_schema, config, sealed, sealed_key, content_hash, author_id, change_description, bump, restored_from, \
+         created_at, revision) \
+         VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
     )
-    .bind(promptvault_core::VersionId::new().to_string())
+    .bind(id.to_string())
     .bind(template.to_string())
     .bind(i64::from(seq))
     .bind(v.version.to_string())
@@ -391,6 +402,8 @@ pub(super) async fn insert_version(
     .bind(c.messages.map(|m| m.to_string()))
     .bind(c.parameter_schema.to_string())
     .bind(c.config.to_string())
+    .bind(c.sealed)
+    .bind(c.sealed_key)
     .bind(v.content_hash.to_string())
     .bind(v.author_id.map(|u| u.to_string()))
     .bind(&v.change_description)
@@ -409,14 +422,18 @@ pub(super) async fn refresh_search(
     id: promptvault_core::TemplateId,
 ) -> Result<()> {
     let row = sqlx::query(
-        "SELECT t.rowid AS rid, t.name, t.description, t.tags, v.kind, v.template_text, v.messages \
+        "SELECT t.rowid AS rid, t.name, t.description, t.tags, v.kind, v.template_text, v.messages, \
+         v.sealed IS NOT NULL AS sealed \
          FROM prompt_template t JOIN prompt_template_version v ON v.template_id = t.id AND v.seq = t.latest_seq \
          WHERE t.id = ?",
     )
     .bind(id.to_string())
     .fetch_one(&mut *conn)
     .await?;
+    // Sealed content is never indexed: its template is found by name,
+    // description and tags only.
     let body = match row.text_opt("template_text")? {
+        _ if row.int("sealed")? != 0 => String::new(),
         Some(text) => text,
         None => {
             let items: Vec<ChatItem> = serde_json::from_value(row.json_opt("messages")?.unwrap_or_default())

@@ -39,6 +39,7 @@ pub(super) trait Col {
     fn text_opt(&self, col: &str) -> Result<Option<String>>;
     fn int(&self, col: &str) -> Result<i64>;
     fn int_opt(&self, col: &str) -> Result<Option<i64>>;
+    fn blob_opt(&self, col: &str) -> Result<Option<Vec<u8>>>;
     fn uuid(&self, col: &str) -> Result<Uuid> {
         parse_uuid(&self.text(col)?)
     }
@@ -71,6 +72,9 @@ impl Col for SqliteRow {
     }
     fn int_opt(&self, col: &str) -> Result<Option<i64>> {
         Ok(self.try_get::<Option<i64>, _>(col)?)
+    }
+    fn blob_opt(&self, col: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.try_get::<Option<Vec<u8>>, _>(col)?)
     }
 }
 
@@ -128,7 +132,8 @@ pub(super) const VERSION_COLS: &str = "v.id AS v_id, v.template_id AS v_template
     v.restored_from AS v_restored_from, v.created_at AS v_created_at, \
     v.updated_at AS v_updated_at, v.revision AS v_revision, \
     v.review_round AS v_review_round, v.status_changed_at AS v_status_changed_at, \
-    v.deprecation AS v_deprecation, v.check_results AS v_check_results";
+    v.deprecation AS v_deprecation, v.check_results AS v_check_results, \
+    v.sealed AS v_sealed, v.sealed_key AS v_sealed_key";
 
 pub(super) fn version(r: &SqliteRow) -> Result<VersionRow> {
     Ok(VersionRow {
@@ -154,6 +159,8 @@ pub(super) fn version(r: &SqliteRow) -> Result<VersionRow> {
         status_changed_at: r.time_opt("v_status_changed_at")?,
         deprecation: r.json_opt("v_deprecation")?,
         check_results: r.json_opt("v_check_results")?,
+        sealed: r.blob_opt("v_sealed")?,
+        sealed_key: r.text_opt("v_sealed_key")?,
     })
 }
 
@@ -196,6 +203,8 @@ pub(super) fn prompt(r: &SqliteRow) -> Result<PromptRow> {
         outcome: r.text_opt("outcome")?,
         outcome_detail: r.text_opt("outcome_detail")?,
         outcome_at: r.time_opt("outcome_at")?,
+        sealed: r.blob_opt("sealed")?,
+        sealed_key: r.text_opt("sealed_key")?,
     })
 }
 

@@ -98,10 +98,10 @@ impl SqliteStore {
     ) -> Result<(TemplateName, Version)> {
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         let plan = lifecycle::plan_transition(&current, expect, change, w.at)?;
         apply(&mut tx, &current, &plan, w.at).await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -116,11 +116,11 @@ impl SqliteStore {
     ) -> Result<(TemplateName, ReviewResult)> {
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         let approvals = round_approvals(&mut tx, &current).await?;
         let plan = lifecycle::plan_review(&current, &approvals, workflow, decision)?;
         apply(&mut tx, &current, &plan, w.at).await?;
-        let version = load_version(&mut tx, template, seq).await?;
+        let version = load_version(&mut tx, &self.vault, template, seq).await?;
         super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, ReviewResult { version, outcome: plan.outcome }))
     }

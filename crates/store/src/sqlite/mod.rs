@@ -9,6 +9,7 @@ mod catalog;
 mod codec;
 mod governance;
 mod identity;
+mod keys;
 mod lifecycle;
 mod usage;
 mod versions;
@@ -54,6 +55,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     changes: broadcast::Sender<ChangeNotice>,
+    vault: crate::crypt::Vault,
 }
 
 impl SqliteStore {
@@ -77,15 +79,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Deleted and overwritten content is zeroed in the file, so
+            // plaintext replaced by ciphertext does not linger in free pages.
+            .pragma("secure_delete", "on");
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect)
             .await?;
+        let vault = keys::open_vault(&writer, &options.encryption).await?;
         let (changes, _) = broadcast::channel(1024);
-        Ok(Self { writer, reader, changes })
+        Ok(Self { writer, reader, changes, vault })
     }
 
     fn notify(&self, template: Option<&TemplateName>) {
@@ -112,6 +118,26 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    async fn encryption_status(&self) -> Result<crate::EncryptionStatus> {
+        self.encryption_status_impl().await
+    }
+
+    async fn rotate_data_key(&self) -> Result<String> {
+        self.rotate_data_key_impl().await
+    }
+
+    async fn rewrap_master(&self, new: crate::MasterKey) -> Result<()> {
+        self.rewrap_master_impl(new).await
+    }
+
+    async fn reseal_batch(&self, limit: u32) -> Result<u64> {
+        self.reseal_batch_impl(limit).await
+    }
+
+    async fn instance_key(&self, candidate: crate::InstanceKey) -> Result<crate::InstanceKey> {
+        self.instance_key_impl(candidate).await
     }
 
     async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool> {

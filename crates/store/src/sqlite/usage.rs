@@ -35,13 +35,13 @@ impl SqliteStore {
                 UsageEvent::Render(p) => pending.push(*p),
                 UsageEvent::Outcome { prompt_id, outcome } => {
                     // Renders queued before this outcome must be visible to it.
-                    flush_renders(&mut tx, &mut pending, &mut counters).await?;
+                    flush_renders(&mut tx, &self.vault, &mut pending, &mut counters).await?;
                     let result = apply_outcome(&mut tx, prompt_id, &outcome, &mut counters).await?;
                     results.push(result);
                 }
             }
         }
-        flush_renders(&mut tx, &mut pending, &mut counters).await?;
+        flush_renders(&mut tx, &self.vault, &mut pending, &mut counters).await?;
         for ((template, version), c) in counters {
             sqlx::query(
                 "INSERT INTO usage_stats (template_id, version_id, times_used, last_used, successes, failures) \
@@ -71,7 +71,7 @@ impl SqliteStore {
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?;
-        row.map(|r| Ok(codec::prompt(&r)?.decode()?.record)).transpose()
+        row.map(|r| Ok(codec::prompt(&r)?.decode(&self.vault)?.record)).transpose()
     }
 
     pub(super) async fn template_metrics_impl(&self, template: TemplateId) -> Result<TemplateMetrics> {
@@ -103,6 +103,7 @@ impl SqliteStore {
 /// meanwhile is kept, detached, like renders of deleted templates.
 async fn flush_renders(
     conn: &mut SqliteConnection,
+    vault: &crate::crypt::Vault,
     pending: &mut Vec<PromptRecord>,
     counters: &mut BTreeMap<(String, String), Counter>,
 ) -> Result<()> {
@@ -110,32 +111,58 @@ async fn flush_renders(
         return Ok(());
     }
     let versions: BTreeSet<String> = pending.iter().map(|p| p.version_id.to_string()).collect();
-    let mut live: BTreeSet<String> = BTreeSet::new();
+    // Live versions and their templates' classifications.
+    let mut live: BTreeMap<String, String> = BTreeMap::new();
     for chunk in versions.iter().collect::<Vec<_>>().chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT id FROM prompt_template_version WHERE id IN (");
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT v.id, t.security_classification FROM prompt_template_version v \
+             JOIN prompt_template t ON t.id = v.template_id WHERE v.id IN (",
+        );
         let mut sep = qb.separated(", ");
         for id in chunk {
             sep.push_bind((*id).clone());
         }
         qb.push(")");
-        let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        let ids: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
         live.extend(ids);
     }
-    for chunk in pending.chunks(CHUNK) {
+    // Parameters and text of renders of templates in the sealing scope are
+    // sealed; so are those of templates deleted meanwhile (their
+    // classification is no longer known) when a master key is configured.
+    let mut sealed: Vec<Option<(String, Vec<u8>)>> = Vec::with_capacity(pending.len());
+    for p in pending.iter() {
+        let ring = match live.get(&p.version_id.to_string()) {
+            Some(class) => {
+                let class: promptvault_core::SecurityClassification =
+                    class.parse().map_err(crate::error::StoreError::corrupt)?;
+                vault.sealer(class)?.cloned()
+            }
+            None => vault.ring().cloned(),
+        };
+        sealed.push(match ring {
+            Some(r) => {
+                Some(crate::rows::seal_prompt(&r, p.id.as_uuid(), Some(&p.data), Some(&p.prompt_text))?)
+            }
+            None => None,
+        });
+    }
+    let live: BTreeSet<String> = live.into_keys().collect();
+    for (chunk, seals) in pending.chunks(CHUNK).zip(sealed.chunks(CHUNK)) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO prompt (id, prompt_template_id, prompt_type_id, version_id, version_seq, data, prompt_text, \
-             sender_id, created_at, session_id, request_id, agent_id, deployment_model) ",
+             sealed, sealed_key, sender_id, created_at, session_id, request_id, agent_id, deployment_model) ",
         );
-        qb.push_values(chunk, |mut b, p| {
+        qb.push_values(chunk.iter().zip(seals), |mut b, (p, seal)| {
             let alive = live.contains(&p.version_id.to_string());
             b.push_bind(p.id.to_string())
                 .push_bind(alive.then(|| p.template_id.to_string()))
                 .push_bind(alive.then(|| p.prompt_type_id.to_string()))
                 .push_bind(alive.then(|| p.version_id.to_string()))
                 .push_bind(i64::from(p.version_seq))
-                .push_bind(p.data.to_string())
-                .push_bind(p.prompt_text.clone())
+                .push_bind(seal.is_none().then(|| p.data.to_string()))
+                .push_bind(seal.is_none().then(|| p.prompt_text.clone()))
+                .push_bind(seal.as_ref().map(|(_, b)| b.clone()))
+                .push_bind(seal.as_ref().map(|(k, _)| k.clone()))
                 .push_bind(p.sender_id.map(|u| u.to_string()))
                 .push_bind(ts(p.created_at))
                 .push_bind(p.metadata.session_id.clone())

@@ -8,6 +8,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::SqliteStore;
 use super::catalog::{insert_version, refresh_search, template_by_id};
 use super::codec::{self, TEMPLATE_COLS, VERSION_COLS, ts};
+use crate::crypt::Vault;
 use crate::cursor::{self, Position};
 use crate::error::{Conflict, Result, StoreError};
 use crate::rows::ContentColumns;
@@ -34,16 +35,18 @@ fn selector_clause(qb: &mut QueryBuilder<Sqlite>, selector: &VersionSelector) {
 
 pub(super) async fn load_version(
     conn: &mut SqliteConnection,
+    vault: &Vault,
     template: TemplateId,
     seq: u32,
 ) -> Result<Version> {
-    find_version(conn, template, &VersionSelector::Seq(seq))
+    find_version(conn, vault, template, &VersionSelector::Seq(seq))
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("version {seq}")))
 }
 
 async fn find_version(
     conn: &mut SqliteConnection,
+    vault: &Vault,
     template: TemplateId,
     selector: &VersionSelector,
 ) -> Result<Option<Version>> {
@@ -53,7 +56,7 @@ async fn find_version(
     qb.push_bind(template.to_string());
     selector_clause(&mut qb, selector);
     let row = qb.build().fetch_optional(&mut *conn).await?;
-    row.map(|r| codec::version(&r)?.decode()).transpose()
+    row.map(|r| codec::version(&r)?.decode(vault)).transpose()
 }
 
 impl SqliteStore {
@@ -75,7 +78,7 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         let seq = u32::try_from(last + 1).map_err(|_| StoreError::corrupt("sequence overflow"))?;
-        insert_version(&mut tx, template, seq, &new, at).await?;
+        insert_version(&mut tx, &self.vault, template, t.security_classification, seq, &new, at).await?;
         sqlx::query(
             "UPDATE prompt_template SET latest_seq = ?, last_seq = ?, latest_version = ? WHERE id = ?",
         )
@@ -86,7 +89,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         refresh_search(&mut tx, template).await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -102,7 +105,7 @@ impl SqliteStore {
         let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
@@ -110,11 +113,15 @@ impl SqliteStore {
         if t.latest_seq != seq {
             return Err(Conflict::Superseded { seq, latest: t.latest_seq }.into());
         }
-        let c = ContentColumns::of(&new.content);
+        let c = ContentColumns::for_row(
+            &new.content,
+            current.id.as_uuid(),
+            self.vault.sealer(t.security_classification)?.map(|r| &**r),
+        )?;
         sqlx::query(
             "UPDATE prompt_template_version SET version = ?, kind = ?, template_text = ?, messages = ?, parameter_schema = ?, \
-             config = ?, content_hash = ?, change_description = ?, bump = ?, updated_at = ?, revision = revision + 1 \
-             WHERE template_id = ? AND seq = ?",
+             config = ?, sealed = ?, sealed_key = ?, content_hash = ?, change_description = ?, bump = ?, updated_at = ?, \
+             revision = revision + 1 WHERE template_id = ? AND seq = ?",
         )
         .bind(new.version.to_string())
         .bind(c.kind)
@@ -122,6 +129,8 @@ impl SqliteStore {
         .bind(c.messages.map(|m| m.to_string()))
         .bind(c.parameter_schema.to_string())
         .bind(c.config.to_string())
+        .bind(c.sealed)
+        .bind(c.sealed_key)
         .bind(new.content_hash.to_string())
         .bind(&new.change_description)
         .bind(new.bump.map(|b| b.as_str()))
@@ -137,7 +146,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         refresh_search(&mut tx, template).await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -151,7 +160,7 @@ impl SqliteStore {
     ) -> Result<TemplateName> {
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         expect.check("version", current.revision)?;
         if !current.status.is_editable() {
             return Err(Conflict::NotEditable { seq, status: current.status }.into());
@@ -200,7 +209,7 @@ impl SqliteStore {
         let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
-        let current = load_version(&mut tx, template, seq).await?;
+        let current = load_version(&mut tx, &self.vault, template, seq).await?;
         expect.check("version", current.revision)?;
         sqlx::query(
             "UPDATE prompt_template_version SET status = ?, updated_at = ?, revision = revision + 1 WHERE id = ?",
@@ -210,7 +219,7 @@ impl SqliteStore {
         .bind(current.id.to_string())
         .execute(&mut *tx)
         .await?;
-        let v = load_version(&mut tx, template, seq).await?;
+        let v = load_version(&mut tx, &self.vault, template, seq).await?;
         super::audit::commit(tx, w.audit.as_ref()).await?;
         Ok((t.name, v))
     }
@@ -221,7 +230,7 @@ impl SqliteStore {
         selector: &VersionSelector,
     ) -> Result<Option<Version>> {
         let mut conn = self.reader.acquire().await?;
-        find_version(&mut conn, template, selector).await
+        find_version(&mut conn, &self.vault, template, selector).await
     }
 
     pub(super) async fn resolve_impl(
@@ -237,7 +246,8 @@ impl SqliteStore {
         qb.push_bind(name.as_str().to_owned());
         selector_clause(&mut qb, selector);
         let row = qb.build().fetch_optional(&self.reader).await?;
-        row.map(|r| Ok((codec::template(&r)?.decode()?, codec::version(&r)?.decode()?))).transpose()
+        row.map(|r| Ok((codec::template(&r)?.decode()?, codec::version(&r)?.decode(&self.vault)?)))
+            .transpose()
     }
 
     pub(super) async fn list_versions_impl(
@@ -260,7 +270,8 @@ impl SqliteStore {
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.reader)
             .await?;
-        let mut items = rows.iter().map(|r| codec::version(r)?.decode()).collect::<Result<Vec<_>>>()?;
+        let mut items =
+            rows.iter().map(|r| codec::version(r)?.decode(&self.vault)).collect::<Result<Vec<_>>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next_cursor =
@@ -280,7 +291,7 @@ impl SqliteStore {
         let at = w.at;
         let mut tx = self.writer.begin().await?;
         let t = template_by_id(&mut tx, template).await?;
-        let target = load_version(&mut tx, template, seq).await?;
+        let target = load_version(&mut tx, &self.vault, template, seq).await?;
         let current = find_label(&mut tx, template, label).await?;
         match (expect, &current) {
             (Expect::Revision(r), Some(l)) if r != l.revision => {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod catalog;
+mod encryption;
 mod fixtures;
 mod governance;
 mod identity;
@@ -13,6 +14,7 @@ mod versions;
 
 use audit::*;
 use catalog::*;
+use encryption::*;
 use governance::*;
 use identity::*;
 use lifecycle::*;
@@ -46,6 +48,12 @@ fn main() {
         concurrent_label_moves_with_one_revision_one_wins,
         corrupted_version_rows_are_errors,
         content_round_trips_exactly,
+        confidential_content_is_sealed_and_reads_back,
+        a_ciphertext_copied_to_another_row_does_not_open,
+        another_master_key_is_refused_unless_rekeying,
+        rotation_reencrypts_in_resumable_steps,
+        reclassified_templates_are_sealed,
+        without_a_master_key_confidential_content_is_refused,
         usage_records_renders_outcomes_and_metrics,
         usage_keeps_renders_of_deleted_versions,
         usage_races_with_draft_deletion,

@@ -80,6 +80,11 @@ pub struct TemplateAccessDto {
     /// (confidential templates, by default).
     #[serde(default)]
     pub offline_allowed: bool,
+    /// The output filter chain for renders (`redact_sensitive`,
+    /// `block_sensitive`, `pass`, …), replacing the one configured for the
+    /// template's classification. Absent: the classification's chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_filters: Option<Vec<String>>,
 }
 
 impl From<TemplateAccess> for TemplateAccessDto {
@@ -89,6 +94,7 @@ impl From<TemplateAccess> for TemplateAccessDto {
             allowed_roles: a.allowed_roles,
             restricted_deployments: a.restricted_deployments,
             offline_allowed: a.offline_allowed,
+            output_filters: a.output_filters,
         }
     }
 }
@@ -100,6 +106,7 @@ impl From<TemplateAccessDto> for TemplateAccess {
             allowed_roles: a.allowed_roles,
             restricted_deployments: a.restricted_deployments,
             offline_allowed: a.offline_allowed,
+            output_filters: a.output_filters,
         }
     }
 }
@@ -340,13 +347,51 @@ impl From<&Change> for ChangeDto {
     }
 }
 
-/// A created or edited version, with what changed and warnings.
+/// What the template scanner found in saved content. Never quotes a
+/// secret: sensitive data is named by kind and place.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanFindingDto {
+    /// `injection_marker`, `hidden_injection_marker`, `role_token`,
+    /// `invisible_character`, `bidi_control`, `parameter_in_system_message`,
+    /// `include_higher_classification`, `sensitive_data`, `truncated`.
+    pub rule: String,
+    /// `info`, `warning` or `error`.
+    pub severity: String,
+    pub message: String,
+    /// 1-based index of the chat item, for chat templates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_index: Option<usize>,
+    /// 1-based line and column (characters) in the text or message.
+    pub line: usize,
+    pub column: usize,
+    /// For `sensitive_data`: `credential`, `private_key`, `email`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl From<&promptvault_core::scan::ScanFinding> for ScanFindingDto {
+    fn from(f: &promptvault_core::scan::ScanFinding) -> Self {
+        Self {
+            rule: f.rule.as_str().to_owned(),
+            severity: f.severity.as_str().to_owned(),
+            message: f.message.clone(),
+            message_index: f.message_index,
+            line: f.line,
+            column: f.column,
+            kind: f.kind.map(|k| k.as_str().to_owned()),
+        }
+    }
+}
+
+/// A created or edited version, with what changed, warnings and what the
+/// template scanner found.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VersionWritten {
     pub template: String,
     pub version: VersionDto,
     pub changes: Vec<ChangeDto>,
     pub warnings: Vec<String>,
+    pub findings: Vec<ScanFindingDto>,
 }
 
 /// A created template with its first version.
@@ -354,6 +399,8 @@ pub struct VersionWritten {
 pub struct TemplateCreated {
     pub template: TemplateDto,
     pub warnings: Vec<String>,
+    /// What the template scanner found in the first version.
+    pub findings: Vec<ScanFindingDto>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -594,6 +641,9 @@ pub struct RenderRequestDto {
     pub agent_id: Option<String>,
     /// `electron_local`, `electron_remote` or `web_application` (default).
     pub deployment_model: Option<String>,
+    /// Return the instance's signature over the version's manifest (name,
+    /// version, content hash, classification) in `signature`.
+    pub sign: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -619,6 +669,10 @@ pub struct RenderResponse {
     pub config: Value,
     pub content_hash: String,
     pub warnings: Vec<String>,
+    /// The signed manifest of the rendered version, when asked for with
+    /// `sign`; verify it with `/.well-known/promptvault/signing-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::service::keys::SignedManifest>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -2,6 +2,7 @@
 
 mod audit;
 pub mod dto;
+mod encryption;
 mod governance;
 mod identity;
 mod labels;
@@ -68,6 +69,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::purge))
+        .routes(routes!(encryption::status))
+        .routes(routes!(encryption::rotate))
 }
 
 fn name_error(status: StatusCode, e: &NameError) -> ApiError {

@@ -41,6 +41,7 @@ pub async fn render(
     ApiJson(req): ApiJson<RenderRequestDto>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = path_name(&raw)?;
+    let sign = req.sign.unwrap_or(false);
     let unprocessable = |e: ApiError| ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, ..e };
     let selector = ReadSelector {
         label: req.label.as_deref().map(body_label).transpose()?,
@@ -100,6 +101,7 @@ pub async fn render(
             config: version.content.config.to_value(),
             content_hash: version.content_hash.to_string(),
             warnings: out.rendered.warnings,
+            signature: if sign { s.registry.sign_manifest(template, version) } else { None },
         }),
     ))
 }

@@ -140,13 +140,17 @@ pub async fn create(
         change_description: req.change_description,
         access: req.access.map(Into::into).unwrap_or_default(),
     };
-    let (view, warnings) = s.registry.create_template(&who, input).await?;
+    let (view, warnings, findings) = s.registry.create_template(&who, input).await?;
     let revision = view.template.revision;
     Ok((
         StatusCode::CREATED,
         etag("tpl", revision),
         [NO_STORE],
-        axum::Json(TemplateCreated { template: view_dto(view), warnings }),
+        axum::Json(TemplateCreated {
+            template: view_dto(view),
+            warnings,
+            findings: findings.iter().map(Into::into).collect(),
+        }),
     ))
 }
 

@@ -23,6 +23,7 @@ pub(crate) fn written(name: &TemplateName, v: VersionCreated) -> VersionWritten 
         version: VersionDto::from(&v.version),
         changes: v.changes.iter().map(ChangeDto::from).collect(),
         warnings: v.warnings,
+        findings: v.findings.iter().map(Into::into).collect(),
     }
 }
 
