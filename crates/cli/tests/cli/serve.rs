@@ -318,9 +318,10 @@ pub async fn self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_ref
 
     // Explicitly allowed (from the environment; `--allow-insecure-http` is
     // the flag): it serves plain HTTP there, without HSTS.
-    let insecure = db.dir.path().join("insecure");
+    // The same data directory throughout: it holds the master key the
+    // database was first sealed with.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
-    cmd.args(["serve", "--listen", "0.0.0.0:0", "--data-dir"]).arg(&insecure);
+    cmd.args(["serve", "--listen", "0.0.0.0:0", "--data-dir"]).arg(&data);
     cmd.env_clear()
         .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
         .env("PROMPTVAULT_LOG__LEVEL", "warn")
