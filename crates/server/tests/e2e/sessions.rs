@@ -180,7 +180,11 @@ pub async fn activity_extends_sessions_and_restricted_work_needs_a_recent_passwo
     ))
     .await;
     rae.get("/api/v1/me").await.ok(200);
-    let store = db.open().await;
+    // The store as the server opened it: with the master key it made.
+    let mut options = db.options.clone();
+    let key = std::fs::read_to_string(db.dir.path().join("master.key")).expect("the server's master key");
+    options.encryption.master = Some(promptvault_store::MasterKey::parse(&key).expect("a master key"));
+    let store = promptvault_store::connect(&options).await.expect("open the store");
     let hash: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
     let mut extended = false;
     for _ in 0..200 {
