@@ -65,6 +65,7 @@ fn main() {
             encryption::a_wrong_or_exposed_master_key_stops_the_start,
             encryption::data_keys_rotate_through_the_api,
             encryption::renders_carry_a_signature_the_public_key_verifies,
+            encryption::forged_retention_checkpoints_fail_verification,
             content::saving_blocks_or_warns_by_classification,
             content::render_inputs_are_allowed_redacted_or_refused,
             content::output_filters_redact_block_or_pass,
