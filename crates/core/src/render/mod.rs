@@ -68,6 +68,9 @@ pub enum RenderError {
     OutputTooLarge { limit: usize },
     #[error("the render nested deeper than the limit of {limit}")]
     TooDeep { limit: usize },
+    /// A range or repeated sequence longer than the engine allows.
+    #[error("a value would be too large: {detail}")]
+    TooLarge { detail: String },
     #[error("{0}")]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -315,10 +318,18 @@ impl CompiledTemplate {
             }
             parts => {
                 let mut messages = Vec::with_capacity(parts.len());
+                // The engine gives each evaluation its own fuel; the messages
+                // of one render share one budget, so a chat of many busy
+                // messages stops after at most one message past it.
+                let mut fuel_used: u64 = 0;
                 for part in parts {
                     match part {
                         Part::Template(t) | Part::Message { template: t, .. } => {
-                            self.render_part(t, &ctx, &params, &mut out)?;
+                            if fuel_used >= self.limits.fuel {
+                                return Err(RenderError::OutOfFuel { fuel: self.limits.fuel });
+                            }
+                            fuel_used =
+                                fuel_used.saturating_add(self.render_part(t, &ctx, &params, &mut out)?);
                             let role = match part {
                                 Part::Message { role, .. } => role.to_string(),
                                 _ => "user".to_owned(),
@@ -363,10 +374,11 @@ impl CompiledTemplate {
         ctx: &JValue,
         params: &Map<String, Value>,
         out: &mut Limited,
-    ) -> Result<(), RenderError> {
+    ) -> Result<u64, RenderError> {
         let tmpl = self.env.get_template(template).map_err(|e| RenderError::Failed(e.to_string()))?;
         match tmpl.render_captured_to(ctx.clone(), &mut *out) {
-            Ok(_) => Ok(()),
+            // Fuel used by this evaluation.
+            Ok(captured) => Ok(captured.state().fuel_levels().map_or(0, |(used, _)| used)),
             Err(e) => Err(self.classify(&e, params, out.exceeded)),
         }
     }
@@ -408,6 +420,9 @@ impl CompiledTemplate {
             ErrorKind::InvalidOperation if detail.contains("recursion") => {
                 RenderError::TooDeep { limit: self.limits.recursion_limit }
             }
+            ErrorKind::InvalidOperation if SIZE_REFUSALS.iter().any(|m| detail.contains(m)) => {
+                RenderError::TooLarge { detail: cause.detail().unwrap_or("value too large").to_owned() }
+            }
             _ => RenderError::Failed(detail),
         }
     }
@@ -439,6 +454,10 @@ fn fill_placeholder(
     }
     Ok(())
 }
+
+/// The engine's refusals of values it will not build, whatever the fuel
+/// (ranges over 100,000 items, repetitions over 100,000,000).
+const SIZE_REFUSALS: &[&str] = &["range has too many elements", "is too large"];
 
 /// Converts JSON into the engine's values.
 fn to_value(v: &Value) -> JValue {
@@ -517,3 +536,6 @@ impl io::Write for Limited {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bomb_tests;
