@@ -3,7 +3,7 @@
 //! figures in docs/security.md ("Rendering bombs"). Not a test: timings
 //! vary by machine.
 //!
-//! `cargo run --release -p promptvault-core --example render_bomb -- '<template>' ['<params json>']`
+//! `cargo run -p promptvault-core --example render_bomb -- '<template>'|@file ['<params json>']`
 
 use std::time::Instant;
 
@@ -19,10 +19,14 @@ fn peak_rss_kib() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let Some(source) = args.next() else {
+    let Some(mut source) = args.next() else {
         eprintln!("usage: render_bomb '<template>' ['<params json>']");
         std::process::exit(2);
     };
+    // `@path` reads the template from a file (arguments are capped at 128 KiB).
+    if let Some(path) = source.strip_prefix('@') {
+        source = std::fs::read_to_string(path).expect("template file");
+    }
     let params: Value = args.next().map_or(json!({}), |p| serde_json::from_str(&p).expect("params are JSON"));
     let started = Instant::now();
     let compiled = CompiledTemplate::compile(
