@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
         TemplateBody::Chat(
             source
                 .split('\u{FFFD}')
-                .map(|content| ChatItem::Message(ChatMessage { role: role.clone(), content: content.to_owned() }))
+                .map(|content| {
+                    ChatItem::Message(ChatMessage { role: role.clone(), content: content.to_owned() })
+                })
                 .collect(),
         )
     } else {
@@ -38,8 +40,13 @@ fuzz_target!(|data: &[u8]| {
 
     let analyzed = analyze_body(&body);
     let limits = RenderLimits::default();
-    let compiled =
-        CompiledTemplate::compile("fuzz/render", &body, &ParameterSchema::default(), includes.clone(), limits);
+    let compiled = CompiledTemplate::compile(
+        "fuzz/render",
+        &body,
+        &ParameterSchema::default(),
+        includes.clone(),
+        limits,
+    );
     // Analysis also checks the include references (compilation is handed
     // them resolved), so: a body that analyses cleanly compiles (when no
     // include source is added), and a body that compiles fails analysis

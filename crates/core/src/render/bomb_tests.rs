@@ -103,16 +103,59 @@ fn nested_loops_run_out_of_fuel() {
 
 #[test]
 fn a_loop_over_a_repeated_list_runs_out_of_fuel() {
-    assert_out_of_fuel(&bomb("{% for x in [1] * 100000000 %}{% endfor %}"));
-    let err = bomb("{% for x in [1] * 1000000000 %}{% endfor %}");
+    assert_out_of_fuel(&bomb("{% set l = [1] %}{% for x in l * 100000000 %}{% endfor %}"));
+    let err = bomb("{% set l = [1] %}{% for x in l * 1000000000 %}{% endfor %}");
     assert!(matches!(err, RenderError::TooLarge { .. }), "{err:?}");
+    assert_out_of_fuel(&bomb("{% set l = [1] %}{{ 0 in l * 100000000 }}"));
+}
+
+/// Regression (found by the `render` fuzz target): constant folding at
+/// compile time compared 10^8 items per expression, outside fuel.
+#[test]
+fn repeated_list_literals_are_refused_before_the_engine_folds_them() {
+    for source in [
+        "{% for x in [1] * 1 in [1] * 100000000 %}{% endfor %}",
+        "{{ 0 in [1] * 100000000 }}",
+        "x\n{{ ([1] * 10000000) == ([1] * 10000000) }}",
+        "{{ 100000000 * [1] }}",
+    ] {
+        let err = analyze_body(&TemplateBody::Text(source.into())).unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::Syntax { message, .. } if message.contains("list literal")),
+            "{err:?}"
+        );
+        let err = CompiledTemplate::compile(
+            "bomb",
+            &TemplateBody::Text(source.into()),
+            &ParameterSchema::default(),
+            vec![],
+            RenderLimits::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, RenderError::Template(TemplateError::Syntax { .. })), "{err:?}");
+    }
+    let err = analyze_body(&TemplateBody::Text("x\n{{ ([1] * 10000000) == 1 }}".into())).unwrap_err();
+    assert!(matches!(err, TemplateError::Syntax { line: 2, .. }), "{err:?}");
+    // Arithmetic and repeated variables are fine; text outside tags is text.
+    assert!(
+        analyze_body(&TemplateBody::Text("{{ (1 + 2) * 3 }} [a] * [b] {% set l = [1] %}{{ l * 3 }}".into()))
+            .is_ok()
+    );
+    let include = CompiledTemplate::compile(
+        "bomb",
+        &TemplateBody::Text(r#"{% include "lib/x" %}"#.into()),
+        &ParameterSchema::default(),
+        vec![("lib/x".into(), "{{ 0 in [1] * 100000000 }}".into())],
+        RenderLimits::default(),
+    );
+    assert!(matches!(include, Err(RenderError::Template(TemplateError::Syntax { .. }))), "{include:?}");
 }
 
 #[test]
 fn sorting_and_collecting_huge_sequences_runs_out_of_fuel() {
-    assert_out_of_fuel(&bomb("{{ ([1] * 100000000) | list | length }}"));
+    assert_out_of_fuel(&bomb("{% set l = [1] %}{{ (l * 100000000) | list | length }}"));
     assert_out_of_fuel(&bomb("{{ range(100000) | reverse | sort | join }}"));
-    assert_out_of_fuel(&bomb("{{ ([3, 1, 2] * 30000000) | unique | list }}"));
+    assert_out_of_fuel(&bomb("{% set l = [3, 1, 2] %}{{ (l * 30000000) | unique | list }}"));
 }
 
 // Exponential output and intermediate values.
@@ -178,7 +221,7 @@ fn filters_that_grow_their_input_are_charged() {
     assert_out_of_fuel(&bomb("{{ ('x' * 10000) | replace('x', 'y' * 10000) }}"));
     assert_out_of_fuel(&bomb("{{ 'x\ny' | indent(1000000000) }}"));
     assert_out_of_fuel(&bomb("{{ '%1000000000s' | format('x') }}"));
-    assert_out_of_fuel(&bomb("{{ (['x'] * 10000000) | join('y' * 1000) }}"));
+    assert_out_of_fuel(&bomb("{% set l = ['x'] %}{{ (l * 10000000) | join('y' * 1000) }}"));
     assert_out_of_fuel(&bomb("{{ {'a': 'x' * 100000} | tojson(indent=1000000) }}"));
 }
 

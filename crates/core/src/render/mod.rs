@@ -103,6 +103,32 @@ fn sandbox(limits: &RenderLimits) -> Environment<'static> {
     env
 }
 
+/// The engine folds constant expressions while it compiles, outside fuel:
+/// `0 in [1] * 100000000` or `[1] * 10**7 == [1] * 10**7` compares up to
+/// 10^8 items per expression before any limit applies (a list literal
+/// repeated is lazy, so the fold's size cap does not stop it). Refusing a
+/// repeated list *literal* closes that; repeating a variable is evaluated
+/// at render time, under fuel.
+fn constant_bomb(source: &str) -> Option<(usize, String)> {
+    static EXPR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static REPEAT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let expr = EXPR.get_or_init(|| regex::Regex::new(r"(?s)\{\{.*?\}\}|\{%.*?%\}").expect("static regex"));
+    let repeat = REPEAT.get_or_init(|| regex::Regex::new(r"\]\s*\*|\*\s*\[").expect("static regex"));
+    let found = expr.find_iter(source).find(|m| repeat.is_match(m.as_str()))?;
+    let line = source[..found.start()].matches('\n').count() + 1;
+    Some((
+        line,
+        "a list literal cannot be repeated with `*` (the engine would build it while compiling, outside the render limits); set it to a variable first".to_owned(),
+    ))
+}
+
+fn check_constants(index: Option<usize>, source: &str) -> Result<(), TemplateError> {
+    match constant_bomb(source) {
+        Some((line, message)) => Err(TemplateError::Syntax { part: describe_part(index), line, message }),
+        None => Ok(()),
+    }
+}
+
 fn part_name(template: &str, index: Option<usize>) -> String {
     // `|` cannot occur in a template name and `message=` is no selector, so
     // these never collide with an include literal.
@@ -144,6 +170,7 @@ pub fn analyze_body(body: &TemplateBody) -> Result<BodyAnalysis, TemplateError> 
             .collect(),
     };
     for (index, source) in sources {
+        check_constants(index, source)?;
         let tmpl = env.template_from_named_str("analysis", source).map_err(|e| syntax_error(index, &e))?;
         variables.extend(tmpl.undeclared_variables(false).into_iter().filter(|v| !globals.contains(v)));
     }
@@ -246,12 +273,21 @@ impl CompiledTemplate {
         let mut variables = BTreeSet::new();
         let size_hint = sources.iter().map(|s| s.1.len()).sum::<usize>();
         for (template, source, index) in sources {
+            check_constants(index, &source)?;
             env.add_template_owned(template.clone(), source).map_err(|e| syntax_error(index, &e))?;
             if let Ok(t) = env.get_template(&template) {
                 variables.extend(t.undeclared_variables(false));
             }
         }
         for (literal, source) in includes {
+            if let Some((line, message)) = constant_bomb(&source) {
+                return Err(TemplateError::Syntax {
+                    part: format!("included template {literal:?}"),
+                    line,
+                    message,
+                }
+                .into());
+            }
             env.add_template_owned(literal.clone(), source).map_err(|e| TemplateError::Syntax {
                 part: format!("included template {literal:?}"),
                 line: e.line().unwrap_or(1),

@@ -58,12 +58,20 @@ pub async fn loop_bombs_are_refused(db: Db) {
     for (name, text) in [
         ("loop/billion", "{% for i in range(1000000000) %}x{% endfor %}"),
         ("loop/nested", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
-        ("loop/repeated", "{% for x in [1] * 100000000 %}{% endfor %}"),
-        ("loop/too-long", "{% for x in [1] * 1000000000 %}{% endfor %}"),
+        ("loop/repeated", "{% set l = [1] %}{% for x in l * 100000000 %}{% endfor %}"),
+        ("loop/too-long", "{% set l = [1] %}{% for x in l * 1000000000 %}{% endfor %}"),
+        ("loop/contains", "{% set l = [1] %}{{ 0 in l * 100000000 }}"),
         ("loop/sort", "{{ range(100000) | reverse | sort | join }}"),
     ] {
         render_new(&s, name, text).await.problem(422, "render_limit_exceeded");
     }
+    // A repeated list literal would be folded while compiling, outside the
+    // limits: refused when saved.
+    let r = s
+        .post("templates", &json!({"name": "loop/folded", "template_text": "{{ 0 in [1] * 100000000 }}"}))
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("list literal"), "{}", r.body);
 }
 
 pub async fn exponential_output_is_refused(db: Db) {
