@@ -2,6 +2,7 @@
 //! and (with PROMPTVAULT_TEST_DATABASE_URL) PostgreSQL.
 
 mod api;
+mod bombs;
 mod catalog;
 mod content;
 mod encryption;
@@ -35,6 +36,10 @@ fn main() {
             render::chat_templates_fill_placeholders,
             render::includes_resolve_at_render_time,
             render::render_bombs_end_with_a_clear_error,
+            bombs::recursion_bombs_are_refused,
+            bombs::loop_bombs_are_refused,
+            bombs::exponential_output_is_refused,
+            bombs::huge_inputs_are_refused,
             render::outcomes_and_metrics,
             render::graceful_shutdown_loses_no_usage_record,
             render::concurrent_renders_are_all_recorded,
