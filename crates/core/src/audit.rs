@@ -459,13 +459,40 @@ pub struct Checkpoint {
     pub purged: u64,
     /// When the purge that wrote this checkpoint ran.
     pub at: DateTime<Utc>,
+    /// The instance's signature over [`Checkpoint::payload`], when the
+    /// instance had a signing key at the purge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<CheckpointSignature>,
+}
+
+/// An Ed25519 signature of a checkpoint by the instance key `key_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointSignature {
+    pub key_id: String,
+    /// Base64 of the 64-byte signature.
+    pub signature: String,
 }
 
 impl Checkpoint {
-    /// The checkpoint for purging every event up to and including `last`.
+    /// The checkpoint for purging every event up to and including `last`
+    /// (`at` is kept to the microsecond, as stored).
     #[must_use]
     pub fn after(last: &AuditEvent, purged: u64, at: DateTime<Utc>) -> Self {
-        Self { through_seq: last.seq, last_hash: last.hash, purged, at }
+        let at = crate::model::truncate_to_micros(at);
+        Self { through_seq: last.seq, last_hash: last.hash, purged, at, signature: None }
+    }
+
+    /// The exact text a checkpoint signature covers: a version tag, the
+    /// last purged sequence number and hash, the purged count and the time.
+    #[must_use]
+    pub fn payload(&self) -> String {
+        format!(
+            "promptvault-audit-checkpoint-v1\n{}\n{}\n{}\n{}",
+            self.through_seq,
+            self.last_hash,
+            self.purged,
+            self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        )
     }
 }
 

@@ -266,19 +266,58 @@ pub fn scan(text: &str) -> Vec<Finding> {
     // Most specific first (detector order), then longest; a candidate that
     // overlaps one already kept is dropped.
     candidates.sort_by_key(|&(s, e, i)| (DETECTORS[i].kind, i, s, usize::MAX - (e - s)));
-    let mut kept: Vec<(usize, usize, usize)> = Vec::new();
-    for cand in candidates {
-        if kept.iter().all(|k| cand.1 <= k.0 || cand.0 >= k.1) {
-            kept.push(cand);
+    // Kept ranges never overlap, so only the one starting last before a
+    // candidate's end can overlap it: a lookup, not a scan of all kept
+    // (which made many findings quadratic).
+    let mut kept: std::collections::BTreeMap<usize, (usize, usize)> = std::collections::BTreeMap::new();
+    for (start, end, i) in candidates {
+        let overlaps = kept.range(..end).next_back().is_some_and(|(_, &(k_end, _))| k_end > start);
+        if !overlaps {
+            kept.insert(start, (end, i));
         }
     }
-    kept.sort_by_key(|&(s, _, _)| s);
+    let mut at = Position::default();
     kept.into_iter()
-        .map(|(start, end, i)| {
-            let (line, column) = line_column(text, start);
-            Finding { kind: DETECTORS[i].kind, detail: DETECTORS[i].detail, start, end, line, column }
+        .map(|(start, (end, i))| {
+            at.advance(text, start);
+            Finding {
+                kind: DETECTORS[i].kind,
+                detail: DETECTORS[i].detail,
+                start,
+                end,
+                line: at.line,
+                column: at.column,
+            }
         })
         .collect()
+}
+
+/// A 1-based line and column (in characters) moved forward through a text,
+/// so positions in order cost one pass in all.
+struct Position {
+    byte: usize,
+    line: usize,
+    column: usize,
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Self { byte: 0, line: 1, column: 1 }
+    }
+}
+
+impl Position {
+    fn advance(&mut self, text: &str, to: usize) {
+        let segment = &text[self.byte..to];
+        match segment.rfind('\n') {
+            Some(last) => {
+                self.line += segment.matches('\n').count();
+                self.column = segment[last + 1..].chars().count() + 1;
+            }
+            None => self.column += segment.chars().count(),
+        }
+        self.byte = to;
+    }
 }
 
 /// Whether `text` holds anything sensitive (cheaper than [`scan`] when
@@ -311,13 +350,6 @@ pub fn redact_findings(text: &str, findings: &[Finding]) -> String {
     }
     out.push_str(&text[at..]);
     out
-}
-
-fn line_column(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 fn digits(s: &str) -> Vec<u8> {

@@ -276,6 +276,20 @@ impl InstanceSigner {
         base64::engine::general_purpose::STANDARD.encode(self.key.sign(message).to_bytes())
     }
 
+    /// Whether `signature` (base64) by key `key_id` is this key's over
+    /// `message`.
+    #[must_use]
+    pub fn verify(&self, key_id: &str, message: &[u8], signature: &str) -> bool {
+        use base64::Engine as _;
+        if key_id != self.id {
+            return false;
+        }
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(signature) else { return false };
+        let Ok(bytes) = <[u8; 64]>::try_from(bytes.as_slice()) else { return false };
+        let sig = ed25519_dalek::Signature::from_bytes(&bytes);
+        self.key.verifying_key().verify_strict(message, &sig).is_ok()
+    }
+
     #[must_use]
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()

@@ -180,9 +180,10 @@ fn render_error(r: RenderError) -> ApiError {
             unprocessable("missing_placeholder", detail).with("names", json!([name]))
         }
         RenderError::InvalidPlaceholder { .. } => unprocessable("invalid_placeholder", detail),
-        RenderError::OutOfFuel { .. } | RenderError::OutputTooLarge { .. } | RenderError::TooDeep { .. } => {
-            unprocessable("render_limit_exceeded", detail)
-        }
+        RenderError::OutOfFuel { .. }
+        | RenderError::OutputTooLarge { .. }
+        | RenderError::TooDeep { .. }
+        | RenderError::TooLarge { .. } => unprocessable("render_limit_exceeded", detail),
         RenderError::Include(_) => unprocessable("include_failed", detail),
         RenderError::Template(_) | RenderError::Schema(_) | RenderError::Failed(_) => {
             unprocessable("render_failed", detail)

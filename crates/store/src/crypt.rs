@@ -645,3 +645,23 @@ pub(crate) fn rewrap_instance(from: &MasterKey, to: &MasterKey, id: &str, wrappe
     })?;
     Ok(seal_with(&to.cipher(), aad.as_bytes(), &secret))
 }
+
+/// Signs `payload` with the instance key wrapped as `wrapped` (id `id`):
+/// (key id, base64 signature).
+pub(crate) fn sign_with_instance(
+    ring: &Keyring,
+    id: &str,
+    wrapped: &[u8],
+    payload: &str,
+) -> Result<(String, String)> {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let secret = unwrap_instance_secret(ring, id, wrapped)?;
+    let bytes: [u8; 32] = secret
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::corrupt(format!("instance key {id} has the wrong length")))?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&bytes);
+    let sig = key.sign(payload.as_bytes());
+    Ok((id.to_owned(), base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())))
+}

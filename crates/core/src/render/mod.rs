@@ -68,6 +68,9 @@ pub enum RenderError {
     OutputTooLarge { limit: usize },
     #[error("the render nested deeper than the limit of {limit}")]
     TooDeep { limit: usize },
+    /// A range or repeated sequence longer than the engine allows.
+    #[error("a value would be too large: {detail}")]
+    TooLarge { detail: String },
     #[error("{0}")]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -98,6 +101,32 @@ fn sandbox(limits: &RenderLimits) -> Environment<'static> {
         env.set_syntax(syntax);
     }
     env
+}
+
+/// The engine folds constant expressions while it compiles, outside fuel:
+/// `0 in [1] * 100000000` or `[1] * 10**7 == [1] * 10**7` compares up to
+/// 10^8 items per expression before any limit applies (a list literal
+/// repeated is lazy, so the fold's size cap does not stop it). Refusing a
+/// repeated list *literal* closes that; repeating a variable is evaluated
+/// at render time, under fuel.
+fn constant_bomb(source: &str) -> Option<(usize, String)> {
+    static EXPR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static REPEAT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let expr = EXPR.get_or_init(|| regex::Regex::new(r"(?s)\{\{.*?\}\}|\{%.*?%\}").expect("static regex"));
+    let repeat = REPEAT.get_or_init(|| regex::Regex::new(r"\]\s*\*|\*\s*\[").expect("static regex"));
+    let found = expr.find_iter(source).find(|m| repeat.is_match(m.as_str()))?;
+    let line = source[..found.start()].matches('\n').count() + 1;
+    Some((
+        line,
+        "a list literal cannot be repeated with `*` (the engine would build it while compiling, outside the render limits); set it to a variable first".to_owned(),
+    ))
+}
+
+fn check_constants(index: Option<usize>, source: &str) -> Result<(), TemplateError> {
+    match constant_bomb(source) {
+        Some((line, message)) => Err(TemplateError::Syntax { part: describe_part(index), line, message }),
+        None => Ok(()),
+    }
 }
 
 fn part_name(template: &str, index: Option<usize>) -> String {
@@ -141,6 +170,7 @@ pub fn analyze_body(body: &TemplateBody) -> Result<BodyAnalysis, TemplateError> 
             .collect(),
     };
     for (index, source) in sources {
+        check_constants(index, source)?;
         let tmpl = env.template_from_named_str("analysis", source).map_err(|e| syntax_error(index, &e))?;
         variables.extend(tmpl.undeclared_variables(false).into_iter().filter(|v| !globals.contains(v)));
     }
@@ -243,12 +273,21 @@ impl CompiledTemplate {
         let mut variables = BTreeSet::new();
         let size_hint = sources.iter().map(|s| s.1.len()).sum::<usize>();
         for (template, source, index) in sources {
+            check_constants(index, &source)?;
             env.add_template_owned(template.clone(), source).map_err(|e| syntax_error(index, &e))?;
             if let Ok(t) = env.get_template(&template) {
                 variables.extend(t.undeclared_variables(false));
             }
         }
         for (literal, source) in includes {
+            if let Some((line, message)) = constant_bomb(&source) {
+                return Err(TemplateError::Syntax {
+                    part: format!("included template {literal:?}"),
+                    line,
+                    message,
+                }
+                .into());
+            }
             env.add_template_owned(literal.clone(), source).map_err(|e| TemplateError::Syntax {
                 part: format!("included template {literal:?}"),
                 line: e.line().unwrap_or(1),
@@ -315,10 +354,18 @@ impl CompiledTemplate {
             }
             parts => {
                 let mut messages = Vec::with_capacity(parts.len());
+                // The engine gives each evaluation its own fuel; the messages
+                // of one render share one budget, so a chat of many busy
+                // messages stops after at most one message past it.
+                let mut fuel_used: u64 = 0;
                 for part in parts {
                     match part {
                         Part::Template(t) | Part::Message { template: t, .. } => {
-                            self.render_part(t, &ctx, &params, &mut out)?;
+                            if fuel_used >= self.limits.fuel {
+                                return Err(RenderError::OutOfFuel { fuel: self.limits.fuel });
+                            }
+                            fuel_used =
+                                fuel_used.saturating_add(self.render_part(t, &ctx, &params, &mut out)?);
                             let role = match part {
                                 Part::Message { role, .. } => role.to_string(),
                                 _ => "user".to_owned(),
@@ -363,10 +410,11 @@ impl CompiledTemplate {
         ctx: &JValue,
         params: &Map<String, Value>,
         out: &mut Limited,
-    ) -> Result<(), RenderError> {
+    ) -> Result<u64, RenderError> {
         let tmpl = self.env.get_template(template).map_err(|e| RenderError::Failed(e.to_string()))?;
         match tmpl.render_captured_to(ctx.clone(), &mut *out) {
-            Ok(_) => Ok(()),
+            // Fuel used by this evaluation.
+            Ok(captured) => Ok(captured.state().fuel_levels().map_or(0, |(used, _)| used)),
             Err(e) => Err(self.classify(&e, params, out.exceeded)),
         }
     }
@@ -408,6 +456,9 @@ impl CompiledTemplate {
             ErrorKind::InvalidOperation if detail.contains("recursion") => {
                 RenderError::TooDeep { limit: self.limits.recursion_limit }
             }
+            ErrorKind::InvalidOperation if SIZE_REFUSALS.iter().any(|m| detail.contains(m)) => {
+                RenderError::TooLarge { detail: cause.detail().unwrap_or("value too large").to_owned() }
+            }
             _ => RenderError::Failed(detail),
         }
     }
@@ -439,6 +490,10 @@ fn fill_placeholder(
     }
     Ok(())
 }
+
+/// The engine's refusals of values it will not build, whatever the fuel
+/// (ranges over 100,000 items, repetitions over 100,000,000).
+const SIZE_REFUSALS: &[&str] = &["range has too many elements", "is too large"];
 
 /// Converts JSON into the engine's values.
 fn to_value(v: &Value) -> JValue {
@@ -517,3 +572,6 @@ impl io::Write for Limited {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bomb_tests;

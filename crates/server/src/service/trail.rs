@@ -16,6 +16,10 @@ pub struct ChainVerification {
     pub result: std::result::Result<VerifyReport, ChainBreak>,
     pub checkpoint: Option<Checkpoint>,
     pub head_seq: i64,
+    /// The checkpoint's signature: `valid`, `invalid` (forged or altered),
+    /// or `unsigned` (written before signatures, or without a key); `None`
+    /// without a checkpoint.
+    pub checkpoint_signature: Option<&'static str>,
 }
 
 impl Registry {
@@ -55,12 +59,30 @@ impl Registry {
             Some(b) => Err(b),
             None => verifier.finish(),
         };
+        let checkpoint_signature = head.checkpoint.as_ref().map(|cp| match (&cp.signature, &self.signer) {
+            (Some(sig), Some(signer)) => {
+                if signer.verify(&sig.key_id, cp.payload().as_bytes(), &sig.signature) {
+                    "valid"
+                } else {
+                    "invalid"
+                }
+            }
+            (Some(_), None) => "invalid",
+            (None, _) => "unsigned",
+        });
         let details = match &result {
-            Ok(r) => json!({"ok": true, "checked": r.checked}),
-            Err(b) => json!({"ok": false, "broken_at": b.seq, "kind": b.kind}),
+            Ok(r) => json!({"ok": true, "checked": r.checked, "checkpoint_signature": checkpoint_signature}),
+            Err(b) => {
+                json!({"ok": false, "broken_at": b.seq, "kind": b.kind, "checkpoint_signature": checkpoint_signature})
+            }
         };
         self.audit_ok(who, "audit.verify", Resource::Audit, None, details).await;
-        Ok(ChainVerification { result, checkpoint: head.checkpoint, head_seq: head.seq })
+        Ok(ChainVerification {
+            result,
+            checkpoint: head.checkpoint,
+            head_seq: head.seq,
+            checkpoint_signature,
+        })
     }
 
     /// Deletes events older than the cutoff, leaving a checkpoint.

@@ -198,3 +198,23 @@ pub async fn renders_carry_a_signature_the_public_key_verifies(db: Arc<TestDb>) 
     let r = s.post("templates/signed/render", &json!({"version": 1, "parameters": {"name": "Ada"}})).await;
     assert!(r.ok(200).get("signature").is_none());
 }
+
+pub async fn forged_retention_checkpoints_fail_verification(db: Arc<TestDb>) {
+    let s = TestServer::start(&db).await;
+    s.template("audited", "Hello {{ name }}", &["name"]).await;
+    // Everything so far becomes old enough to purge (the events are read
+    // first, so the audit writer has flushed them).
+    s.get("audit/events").await.ok(200);
+    db.exec("UPDATE audit_event SET at = '2020-01-01T00:00:00.000000Z'").await;
+    let r = s.post("audit/purge", &json!({"older_than_days": 1})).await;
+    assert!(r.ok(200)["purged"].as_u64().unwrap() > 0, "{:?}", r.body);
+    let v = s.get("audit/verify").await.ok(200).clone();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["checkpoint_signature"], "valid", "{v}");
+    // A checkpoint changed behind the server's back: refused.
+    db.exec("UPDATE audit_checkpoint SET purged = purged + 1").await;
+    let v = s.get("audit/verify").await.ok(200).clone();
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["checkpoint_signature"], "invalid", "{v}");
+    assert_eq!(v["broken"]["kind"], "checkpoint_signature", "{v}");
+}

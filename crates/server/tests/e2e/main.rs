@@ -2,6 +2,7 @@
 //! and (with PROMPTVAULT_TEST_DATABASE_URL) PostgreSQL.
 
 mod api;
+mod bombs;
 mod catalog;
 mod content;
 mod deployments;
@@ -38,6 +39,10 @@ fn main() {
             render::chat_templates_fill_placeholders,
             render::includes_resolve_at_render_time,
             render::render_bombs_end_with_a_clear_error,
+            bombs::recursion_bombs_are_refused,
+            bombs::loop_bombs_are_refused,
+            bombs::exponential_output_is_refused,
+            bombs::huge_inputs_are_refused,
             render::outcomes_and_metrics,
             render::graceful_shutdown_loses_no_usage_record,
             render::concurrent_renders_are_all_recorded,
@@ -74,6 +79,7 @@ fn main() {
             encryption::a_wrong_or_exposed_master_key_stops_the_start,
             encryption::data_keys_rotate_through_the_api,
             encryption::renders_carry_a_signature_the_public_key_verifies,
+            encryption::forged_retention_checkpoints_fail_verification,
             content::saving_blocks_or_warns_by_classification,
             content::render_inputs_are_allowed_redacted_or_refused,
             content::output_filters_redact_block_or_pass,

@@ -7,7 +7,9 @@
 //! transaction commits.
 
 use chrono::{DateTime, Utc};
-use promptvault_core::audit::{AuditEvent, AuditOutcome, ChainHash, Checkpoint, NewAuditEvent};
+use promptvault_core::audit::{
+    AuditEvent, AuditOutcome, ChainHash, Checkpoint, CheckpointSignature, NewAuditEvent,
+};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -202,18 +204,23 @@ impl PgStore {
         let (seq, hash): (i64, String) =
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
         let hash: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
-        let cp: Option<(i64, String, i64, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT through_seq, last_hash, purged, at FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1",
+        type CpRow = (i64, String, i64, DateTime<Utc>, Option<String>, Option<String>);
+        let cp: Option<CpRow> = sqlx::query_as(
+            "SELECT through_seq, last_hash, purged, at, key_id, signature FROM audit_checkpoint \
+             ORDER BY through_seq DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await?;
         let checkpoint = cp
-            .map(|(through_seq, last_hash, purged, at)| -> Result<Checkpoint> {
+            .map(|(through_seq, last_hash, purged, at, key_id, signature)| -> Result<Checkpoint> {
                 Ok(Checkpoint {
                     through_seq,
                     last_hash: last_hash.parse().map_err(|_| StoreError::corrupt("checkpoint hash"))?,
                     purged: u64::try_from(purged).unwrap_or(0),
                     at,
+                    signature: key_id
+                        .zip(signature)
+                        .map(|(key_id, signature)| CheckpointSignature { key_id, signature }),
                 })
             })
             .transpose()?;
@@ -245,14 +252,30 @@ impl PgStore {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let cp = Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
+        let mut cp =
+            Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
+        // Signed with the instance key, when there is one.
+        if let Some(ring) = self.vault.ring() {
+            let key: Option<(String, Vec<u8>)> =
+                sqlx::query_as("SELECT id, wrapped FROM instance_key ORDER BY created_at LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((id, wrapped)) = key {
+                let (key_id, signature) =
+                    crate::crypt::sign_with_instance(ring, &id, &wrapped, &cp.payload())?;
+                cp.signature = Some(CheckpointSignature { key_id, signature });
+            }
+        }
         sqlx::query(
-            "INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at, key_id, signature) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(cp.through_seq)
         .bind(cp.last_hash.to_string())
         .bind(i64::try_from(cp.purged).unwrap_or(i64::MAX))
         .bind(cp.at)
+        .bind(cp.signature.as_ref().map(|s| s.key_id.clone()))
+        .bind(cp.signature.as_ref().map(|s| s.signature.clone()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

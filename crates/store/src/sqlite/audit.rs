@@ -6,7 +6,9 @@
 //! hash so that both backends append the same way.
 
 use chrono::{DateTime, Utc};
-use promptvault_core::audit::{AuditEvent, AuditOutcome, ChainHash, Checkpoint, NewAuditEvent};
+use promptvault_core::audit::{
+    AuditEvent, AuditOutcome, ChainHash, Checkpoint, CheckpointSignature, NewAuditEvent,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
@@ -177,13 +179,15 @@ impl SqliteStore {
         let (seq, hash): (i64, String) =
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.reader).await?;
         let head: ChainHash = hash.parse().map_err(|_| StoreError::corrupt("audit head hash"))?;
-        let cp: Option<(i64, String, i64, String)> = sqlx::query_as(
-            "SELECT through_seq, last_hash, purged, at FROM audit_checkpoint ORDER BY through_seq DESC LIMIT 1",
+        type CpRow = (i64, String, i64, String, Option<String>, Option<String>);
+        let cp: Option<CpRow> = sqlx::query_as(
+            "SELECT through_seq, last_hash, purged, at, key_id, signature FROM audit_checkpoint \
+             ORDER BY through_seq DESC LIMIT 1",
         )
         .fetch_optional(&self.reader)
         .await?;
         let checkpoint = cp
-            .map(|(through_seq, last_hash, purged, at)| -> Result<Checkpoint> {
+            .map(|(through_seq, last_hash, purged, at, key_id, signature)| -> Result<Checkpoint> {
                 Ok(Checkpoint {
                     through_seq,
                     last_hash: last_hash.parse().map_err(|_| StoreError::corrupt("checkpoint hash"))?,
@@ -191,6 +195,9 @@ impl SqliteStore {
                     at: chrono::DateTime::parse_from_rfc3339(&at)
                         .map_err(|e| StoreError::corrupt(format!("checkpoint time: {e}")))?
                         .with_timezone(&Utc),
+                    signature: key_id
+                        .zip(signature)
+                        .map(|(key_id, signature)| CheckpointSignature { key_id, signature }),
                 })
             })
             .transpose()?;
@@ -221,14 +228,31 @@ impl SqliteStore {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let cp = Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
-        sqlx::query("INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at) VALUES (?, ?, ?, ?)")
-            .bind(cp.through_seq)
-            .bind(cp.last_hash.to_string())
-            .bind(i64::try_from(cp.purged).unwrap_or(i64::MAX))
-            .bind(ts(cp.at))
-            .execute(&mut *tx)
-            .await?;
+        let mut cp =
+            Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
+        // Signed with the instance key, when there is one.
+        if let Some(ring) = self.vault.ring() {
+            let key: Option<(String, Vec<u8>)> =
+                sqlx::query_as("SELECT id, wrapped FROM instance_key ORDER BY created_at LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((id, wrapped)) = key {
+                let (key_id, signature) =
+                    crate::crypt::sign_with_instance(ring, &id, &wrapped, &cp.payload())?;
+                cp.signature = Some(CheckpointSignature { key_id, signature });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(cp.through_seq)
+        .bind(cp.last_hash.to_string())
+        .bind(i64::try_from(cp.purged).unwrap_or(i64::MAX))
+        .bind(ts(cp.at))
+        .bind(cp.signature.as_ref().map(|s| s.key_id.clone()))
+        .bind(cp.signature.as_ref().map(|s| s.signature.clone()))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(PurgeReport { purged: purged.rows_affected(), checkpoint: Some(cp) })
     }

@@ -279,3 +279,66 @@ pub async fn without_a_master_key_confidential_content_is_refused(db: Arc<TestDb
     assert!(matches!(&res, Err(StoreError::Setup(m)) if m.contains("no master key")), "{res:?}");
     assert!(s.get_template(&name("refused")).await.unwrap().is_none());
 }
+
+pub async fn retention_checkpoints_are_signed_with_the_instance_key(db: Arc<TestDb>) {
+    use base64::Engine as _;
+    use ed25519_dalek::Verifier as _;
+    let s = db.open().await;
+    let old = now() - chrono::Duration::days(40);
+    let ev = |i: i64| {
+        let mut e = promptvault_core::audit::NewAuditEvent::new(
+            old + chrono::Duration::seconds(i),
+            "tester",
+            "template.read",
+            "template",
+            promptvault_core::audit::AuditOutcome::Success,
+        );
+        e.resource = Some(format!("t{i}"));
+        e
+    };
+    // No instance key yet: the checkpoint is unsigned.
+    s.append_audit((0..3).map(ev).collect()).await.unwrap();
+    let r = s.purge_audit(now() - chrono::Duration::days(30), now()).await.unwrap();
+    assert!(r.checkpoint.unwrap().signature.is_none());
+
+    let secret: [u8; 32] = rand_bytes();
+    let key = ed25519_dalek::SigningKey::from_bytes(&secret);
+    let stored = s
+        .instance_key(promptvault_store::InstanceKey {
+            id: "pvk-test".into(),
+            public_key: key.verifying_key().to_bytes().to_vec(),
+            secret: zeroize::Zeroizing::new(secret.to_vec()),
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.public_key, key.verifying_key().to_bytes().to_vec());
+    s.append_audit((10..13).map(ev).collect()).await.unwrap();
+    let r = s.purge_audit(now() - chrono::Duration::days(30), now()).await.unwrap();
+    let cp = r.checkpoint.unwrap();
+    let sig = cp.signature.clone().expect("signed with the instance key");
+    assert_eq!(sig.key_id, "pvk-test");
+    let check = |cp: &promptvault_core::audit::Checkpoint| {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&sig.signature).unwrap();
+        let sig = ed25519_dalek::Signature::from_bytes(&bytes.try_into().unwrap());
+        key.verifying_key().verify(cp.payload().as_bytes(), &sig).is_ok()
+    };
+    assert!(check(&cp));
+    // As read back: the same checkpoint, still verifying.
+    let head = s.audit_head().await.unwrap().checkpoint.unwrap();
+    assert_eq!(head, cp);
+    assert!(check(&head));
+    // An altered checkpoint no longer does.
+    db.exec("UPDATE audit_checkpoint SET purged = purged + 1").await;
+    let head = s.audit_head().await.unwrap().checkpoint.unwrap();
+    assert!(!check(&head));
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let seed = uuid::Uuid::new_v4();
+    let seed2 = uuid::Uuid::new_v4();
+    out[..16].copy_from_slice(seed.as_bytes());
+    out[16..].copy_from_slice(seed2.as_bytes());
+    out
+}

@@ -54,6 +54,7 @@ fn main() {
         rotation_reencrypts_in_resumable_steps,
         reclassified_templates_are_sealed,
         without_a_master_key_confidential_content_is_refused,
+        retention_checkpoints_are_signed_with_the_instance_key,
         usage_records_renders_outcomes_and_metrics,
         usage_keeps_renders_of_deleted_versions,
         usage_races_with_draft_deletion,

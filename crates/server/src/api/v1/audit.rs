@@ -233,6 +233,10 @@ pub struct VerifyResponse {
     pub head_seq: i64,
     /// Where verification started: the newest retention checkpoint.
     pub checkpoint_seq: Option<i64>,
+    /// The checkpoint's Ed25519 signature by the instance key: `valid`,
+    /// `invalid` (a forged or altered checkpoint: `ok` is false) or
+    /// `unsigned`; absent without a checkpoint.
+    pub checkpoint_signature: Option<String>,
     pub broken: Option<ChainBreakDto>,
 }
 
@@ -245,12 +249,29 @@ pub struct VerifyResponse {
 pub async fn verify(State(s): State<AppState>, who: Principal) -> Result<impl IntoResponse, ApiError> {
     let v = s.registry.verify_audit(&who).await?;
     let checkpoint_seq = v.checkpoint.as_ref().map(|c| c.through_seq);
+    let checkpoint_signature = v.checkpoint_signature.map(str::to_owned);
+    let forged = v.checkpoint_signature == Some("invalid");
     let body = match v.result {
+        Ok(r) if forged => VerifyResponse {
+            ok: false,
+            checked: r.checked,
+            head_seq: v.head_seq,
+            checkpoint_seq,
+            checkpoint_signature,
+            broken: Some(ChainBreakDto {
+                seq: checkpoint_seq.unwrap_or_default(),
+                kind: "checkpoint_signature".to_owned(),
+                message: "the retention checkpoint's signature does not verify with the instance key: \
+                          it was forged or altered"
+                    .to_owned(),
+            }),
+        },
         Ok(r) => VerifyResponse {
             ok: true,
             checked: r.checked,
             head_seq: v.head_seq,
             checkpoint_seq,
+            checkpoint_signature,
             broken: None,
         },
         Err(b) => VerifyResponse {
@@ -258,6 +279,7 @@ pub async fn verify(State(s): State<AppState>, who: Principal) -> Result<impl In
             checked: 0,
             head_seq: v.head_seq,
             checkpoint_seq,
+            checkpoint_signature,
             broken: Some(ChainBreakDto {
                 seq: b.seq,
                 kind: b.kind.as_str().to_owned(),

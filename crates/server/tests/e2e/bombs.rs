@@ -1,0 +1,171 @@
+//! Rendering bombs over HTTP: each ends with a problem document and a
+//! stable code, never a 500, a hang or a dropped connection.
+
+use serde_json::{Value, json};
+
+use crate::support::{Db, TestServer, settings};
+
+/// Creates a template without parameters and renders its latest version.
+async fn render_new(s: &TestServer, name: &str, text: &str) -> crate::support::Resp {
+    s.post("templates", &json!({"name": name, "template_text": text})).await.ok(201);
+    s.post(&format!("templates/{name}/render"), &json!({"label": "latest"})).await
+}
+
+pub async fn recursion_bombs_are_refused(db: Db) {
+    let s = TestServer::start(&db).await;
+    // A macro calling itself forever, or fanning out within the depth limit.
+    let r = render_new(&s, "bomb/macro", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").await;
+    r.problem(422, "render_limit_exceeded");
+    assert!(r.body["detail"].as_str().unwrap().contains("nested deeper"), "{}", r.body);
+    let calls = "{{ f(n + 1) }}".repeat(8);
+    let fan = format!("{{% macro f(n) %}}{{% if n < 7 %}}{calls}{{% endif %}}{{% endmacro %}}{{{{ f(0) }}}}");
+    let r = render_new(&s, "bomb/fan", &fan).await;
+    r.problem(422, "render_limit_exceeded");
+    assert!(r.body["detail"].as_str().unwrap().contains("fuel"), "{}", r.body);
+    // A recursive loop that never ends.
+    s.post(
+        "templates",
+        &json!({
+            "name": "bomb/loop-recursive",
+            "template_text": "{% for x in items recursive %}{{ loop(items) }}{% endfor %}",
+            "parameter_schema": {"type": "object", "properties": {"items": {"type": "array"}}},
+        }),
+    )
+    .await
+    .ok(201);
+    s.post("templates/bomb/loop-recursive/render", &json!({"label": "latest", "parameters": {"items": [1]}}))
+        .await
+        .problem(422, "render_limit_exceeded");
+    // Includes: a chain deeper than the include limit, and a cycle.
+    s.template("inc/6", "end", &[]).await;
+    for i in (0..6).rev() {
+        let text = format!("{{% include \"inc/{}|label=latest\" %}}", i + 1);
+        s.template(&format!("inc/{i}"), &text, &[]).await;
+    }
+    let r = s.post("templates/inc/0/render", &json!({"label": "latest"})).await;
+    r.problem(422, "include_failed");
+    assert!(r.body["detail"].as_str().unwrap().contains("deeper"), "{}", r.body);
+    s.template("cyc/a", "a", &[]).await;
+    s.template("cyc/b", "{% include \"cyc/a|label=latest\" %}", &[]).await;
+    s.post("templates/cyc/a/versions", &json!({"template_text": "{% include \"cyc/b|label=latest\" %}"}))
+        .await
+        .ok(201);
+    s.post("templates/cyc/a/render", &json!({"label": "latest"})).await.problem(422, "include_failed");
+}
+
+pub async fn loop_bombs_are_refused(db: Db) {
+    let s = TestServer::start(&db).await;
+    for (name, text) in [
+        ("loop/billion", "{% for i in range(1000000000) %}x{% endfor %}"),
+        ("loop/nested", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
+        ("loop/repeated", "{% set l = [1] %}{% for x in l * 100000000 %}{% endfor %}"),
+        ("loop/too-long", "{% set l = [1] %}{% for x in l * 1000000000 %}{% endfor %}"),
+        ("loop/contains", "{% set l = [1] %}{{ 0 in l * 100000000 }}"),
+        ("loop/sort", "{{ range(100000) | reverse | sort | join }}"),
+    ] {
+        render_new(&s, name, text).await.problem(422, "render_limit_exceeded");
+    }
+    // A repeated list literal would be folded while compiling, outside the
+    // limits: refused when saved.
+    let r = s
+        .post("templates", &json!({"name": "loop/folded", "template_text": "{{ 0 in [1] * 100000000 }}"}))
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("list literal"), "{}", r.body);
+}
+
+pub async fn exponential_output_is_refused(db: Db) {
+    let s = TestServer::start(&db).await;
+    let unrolled = format!("{{% set s = 'x' %}}{}done", "{% set s = s ~ s %}".repeat(64));
+    let set_block =
+        format!("{{% set s %}}x{{% endset %}}{}done", "{% set s %}{{ s }}{{ s }}{% endset %}".repeat(64));
+    for (name, text) in [
+        ("exp/multiply", "{{ 'x' * 1000000000 }}".to_owned()),
+        ("exp/multiply-unused", "{% set s = 'x' * 4611686018427387904 %}done".to_owned()),
+        ("exp/concat-unused", unrolled),
+        ("exp/set-block", set_block),
+        (
+            "exp/namespace",
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}done"
+                .to_owned(),
+        ),
+        ("exp/replace", "{{ ('x' * 10000) | replace('x', 'y' * 10000) }}".to_owned()),
+        ("exp/format", "{{ '%1000000000s' | format('x') }}".to_owned()),
+        ("exp/output", "{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}".to_owned()),
+    ] {
+        let r = render_new(&s, name, &text).await;
+        r.problem(422, "render_limit_exceeded");
+    }
+    // A chat whose messages each stay within the fuel, but not together.
+    let busy = json!({"role": "user", "content": "{% for i in range(20000) %}{% endfor %}"});
+    let messages: Vec<Value> = (0..100).map(|_| busy.clone()).collect();
+    s.post("templates", &json!({"name": "exp/chat-one", "messages": [busy]})).await.ok(201);
+    s.post("templates/exp/chat-one/render", &json!({"label": "latest"})).await.ok(200);
+    s.post("templates", &json!({"name": "exp/chat", "messages": messages})).await.ok(201);
+    s.post("templates/exp/chat/render", &json!({"label": "latest"}))
+        .await
+        .problem(422, "render_limit_exceeded");
+}
+
+pub async fn huge_inputs_are_refused(db: Db) {
+    let mut config = settings(&db);
+    config.body_limit_bytes = 1024 * 1024;
+    let mut s = TestServer::start_with(config).await;
+    s.post(
+        "templates",
+        &json!({
+            "name": "in/twice",
+            "template_text": "{{ p }}{{ p }}",
+            "parameter_schema": {"type": "object", "properties": {"p": {"type": "string"}}},
+        }),
+    )
+    .await
+    .ok(201);
+    let big = "x".repeat(600 * 1024);
+    let r = s.post("templates/in/twice/render", &json!({"label": "latest", "parameters": {"p": big}})).await;
+    r.problem(422, "render_limit_exceeded");
+    assert!(r.body["detail"].as_str().unwrap().contains("output"), "{}", r.body);
+    // A large array looped over twice.
+    s.post(
+        "templates",
+        &json!({
+            "name": "in/square",
+            "template_text": "{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
+            "parameter_schema": {"type": "object", "properties": {"items": {"type": "array"}}},
+        }),
+    )
+    .await
+    .ok(201);
+    let items: Vec<u32> = (0..50_000).collect();
+    s.post("templates/in/square/render", &json!({"label": "latest", "parameters": {"items": items}}))
+        .await
+        .problem(422, "render_limit_exceeded");
+    // Parameters nested deeper than the JSON parser accepts.
+    let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let body = format!(r#"{{"label": "latest", "parameters": {{"items": {deep}}}}}"#);
+    let r = s
+        .http
+        .post(format!("{}/api/v1/templates/in/square/render", s.base))
+        .bearer_auth(s.token.as_deref().unwrap())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    // A body over the limit: refused before it is read in full.
+    let over = "x".repeat(1024 * 1024 + 1);
+    s.post("templates/in/twice/render", &json!({"label": "latest", "parameters": {"p": over}}))
+        .await
+        .problem(413, "payload_too_large");
+    // A template over the template limit (under the body limit), and a
+    // deeply nested expression.
+    s.post("templates", &json!({"name": "in/giant", "template_text": "{{ x }}".repeat(40_000)}))
+        .await
+        .problem(422, "template_too_large");
+    let nested = format!("{{{{ {}1{} }}}}", "(".repeat(10_000), ")".repeat(10_000));
+    let r = s.post("templates", &json!({"name": "in/nested", "template_text": nested})).await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.body);
+    assert!(r.body["code"].is_string(), "{}", r.body);
+    s.stop().await;
+}
