@@ -199,22 +199,13 @@ fn doubling_a_namespace_value_runs_out_of_fuel() {
     assert_out_of_fuel(&err);
 }
 
-/// Known gap (minijinja 3.1.0): `list + list` builds a lazy concatenation
-/// that fuel does not charge, and at 33 nested concatenations the engine
-/// flattens it without charging either, so doubling a list 33+ times takes
-/// unbounded time and memory. No hook of the engine reaches it; see
-/// docs/security.md ("Rendering bombs"). Run with `--ignored` to check a
-/// fixed engine.
-#[test]
-#[ignore = "known gap in minijinja 3.1.0: lazy list concatenation is not charged"]
-fn doubling_a_list_is_bounded() {
-    let err = bomb(
-        "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}",
-    );
-    assert!(matches!(err, RenderError::OutOfFuel { .. } | RenderError::TooLarge { .. }), "{err:?}");
-    let err = bomb(&format!("{{% set l = [1] %}}{}{{{{ l | length }}}}", "{% set l = l + l %}".repeat(64)));
-    assert!(matches!(err, RenderError::OutOfFuel { .. } | RenderError::TooLarge { .. }), "{err:?}");
-}
+// Known gap (minijinja 3.1.0), not tested here because it does not end:
+// `list + list` builds a lazy concatenation that fuel does not charge, and
+// at 33 nested concatenations the engine flattens it without charging
+// either, so doubling a list 33+ times takes unbounded time and memory. No
+// hook of the engine reaches it; the reproducer is
+// fuzz/known/list-doubling-timeout and docs/security.md ("Rendering bombs")
+// says what to do meanwhile.
 
 #[test]
 fn filters_that_grow_their_input_are_charged() {
