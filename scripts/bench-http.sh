@@ -110,7 +110,7 @@ api() { # method path [body-file]
 # A ~1 KB text template with five parameters (the same as the criterion bench).
 name="bench/support-assistant"
 path_name="bench%2Fsupport-assistant"
-PV_BENCH_CLASSIFICATION="$classification" python3 - "$work" "$name" <<'PY'
+python3 - "$work" "$name" <<'PY'
 import json, os, sys
 work, name = sys.argv[1], sys.argv[2]
 text = """You are the support assistant of Northwind Outfitters, a retailer of outdoor equipment.
@@ -149,7 +149,6 @@ create = {
     "name": name,
     "description": "Support assistant system prompt (benchmark)",
     "tags": ["bench", "support"],
-    "security_classification": os.environ["PV_BENCH_CLASSIFICATION"],
     "template_text": text,
     "parameter_schema": schema,
     "change_description": "benchmark template",
@@ -184,6 +183,15 @@ reviewer_token="$(api POST "/users/$reviewer_id/keys" "$work/key.json" | python3
 curl -fsS -X POST -H "Authorization: Bearer $reviewer_token" -H "Content-Type: application/json" \
     --data-binary "@$work/empty.json" "$base/api/v1/templates/$path_name/versions/1/approve" >/dev/null
 api PUT "/templates/$path_name/labels/production" "$work/label.json" >/dev/null
+# Another classification once released (a confidential template's versions
+# are sealed in the same transaction, its renders are sealed as written).
+if [ "$classification" != internal ]; then
+    echo "{\"security_classification\": \"$classification\"}" >"$work/class.json"
+    etag="$(curl -fsS -D - -o /dev/null -H "$auth" "$base/api/v1/templates/$path_name?version=1" |
+        sed -n 's/^[Ee][Tt][Aa][Gg]: *\([^[:space:]]*\).*/\1/p')"
+    curl -fsS -X PATCH -H "$auth" -H "If-Match: $etag" -H "Content-Type: application/json" \
+        --data-binary "@$work/class.json" "$base/api/v1/templates/$path_name" >/dev/null
+fi
 # Warm the caches (resolved version, compiled template) and check the answers.
 warmup_renders=3
 for _ in $(seq 1 "$warmup_renders"); do
