@@ -363,7 +363,7 @@ impl PgStore {
 
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_CONTENT} FROM prompt_template_version v JOIN prompt_template t ON t.id = v.template_id \
-             WHERE (v.sealed_key IS NOT NULL AND v.sealed_key <> $1) \
+             WHERE v.sealed_key IN (SELECT id FROM encryption_key WHERE id <> $1 AND retired_at IS NULL) \
                 OR (v.sealed IS NULL AND v.template_id IN (SELECT template_id FROM seal_pending)) \
              LIMIT $2 FOR UPDATE OF v SKIP LOCKED"
         )))
@@ -390,7 +390,7 @@ impl PgStore {
 
         let rows = sqlx::query(
             "SELECT p.id, p.data, p.prompt_text, p.sealed, p.sealed_key FROM prompt p \
-             WHERE (p.sealed_key IS NOT NULL AND p.sealed_key <> $1) \
+             WHERE p.sealed_key IN (SELECT id FROM encryption_key WHERE id <> $1 AND retired_at IS NULL) \
                 OR (p.sealed IS NULL AND p.prompt_template_id IN (SELECT template_id FROM seal_pending)) \
              LIMIT $2 FOR UPDATE OF p SKIP LOCKED",
         )

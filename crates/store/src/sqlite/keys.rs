@@ -306,8 +306,12 @@ impl SqliteStore {
             "SELECT v.id, v.kind, v.template_text, v.messages, v.parameter_schema, v.config, v.sealed, v.sealed_key, \
              v.revision, v.template_id, t.security_classification AS class \
              FROM prompt_template_version v JOIN prompt_template t ON t.id = v.template_id \
-             WHERE (v.sealed_key IS NOT NULL AND v.sealed_key <> ?) \
-                OR (v.sealed IS NULL AND v.template_id IN (SELECT template_id FROM seal_pending)) \
+             WHERE v.sealed_key IN (SELECT id FROM encryption_key WHERE id <> ? AND retired_at IS NULL) \
+             UNION ALL \
+             SELECT v.id, v.kind, v.template_text, v.messages, v.parameter_schema, v.config, v.sealed, v.sealed_key, \
+             v.revision, v.template_id, t.security_classification AS class \
+             FROM seal_pending s JOIN prompt_template_version v ON v.template_id = s.template_id \
+             JOIN prompt_template t ON t.id = v.template_id WHERE v.sealed IS NULL \
              LIMIT ?",
         )
         .bind(&active)
@@ -334,8 +338,10 @@ impl SqliteStore {
         // Renders: older keys, or queued templates' plain rows.
         let rows = sqlx::query(
             "SELECT p.id, p.data, p.prompt_text, p.sealed, p.sealed_key FROM prompt p \
-             WHERE (p.sealed_key IS NOT NULL AND p.sealed_key <> ?) \
-                OR (p.sealed IS NULL AND p.prompt_template_id IN (SELECT template_id FROM seal_pending)) \
+             WHERE p.sealed_key IN (SELECT id FROM encryption_key WHERE id <> ? AND retired_at IS NULL) \
+             UNION ALL \
+             SELECT p.id, p.data, p.prompt_text, p.sealed, p.sealed_key \
+             FROM seal_pending s JOIN prompt p ON p.prompt_template_id = s.template_id WHERE p.sealed IS NULL \
              LIMIT ?",
         )
         .bind(&active)
