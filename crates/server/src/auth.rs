@@ -155,7 +155,7 @@ impl Authenticator {
     pub async fn authenticate_session(&self, token: &str) -> Result<Principal, ApiError> {
         let hash = hash_token(token);
         let unavailable = |e: promptvault_store::StoreError| {
-            tracing::error!(error = %e, "session lookup failed");
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "session lookup failed");
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
@@ -200,7 +200,7 @@ impl Authenticator {
             let at = truncate_to_micros(now);
             tokio::spawn(async move {
                 if let Err(e) = store.touch_session(&hash, at).await {
-                    tracing::warn!(error = %e, "could not record session activity");
+                    tracing::warn!(error = %crate::content::redact_secrets(&e.to_string()), "could not record session activity");
                 }
             });
         }
@@ -320,7 +320,7 @@ impl Authenticator {
 
     async fn key_principal(&self, token: &str, hash: &[u8; 32], epoch: u64) -> Result<Principal, ApiError> {
         let record = self.store.find_api_key(&token_prefix(token)).await.map_err(|e| {
-            tracing::error!(error = %e, "key lookup failed");
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "key lookup failed");
             unavailable()
         })?;
         let Some(record) = record else {
@@ -366,7 +366,9 @@ impl Authenticator {
             match self.store.get_role(n).await {
                 Ok(Some(r)) => out.push(r.def),
                 Ok(None) => tracing::warn!(role = %n, "unknown role ignored"),
-                Err(e) => tracing::error!(error = %e, role = %n, "could not read a role"),
+                Err(e) => {
+                    tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), role = %n, "could not read a role")
+                }
             }
         }
         out
@@ -376,7 +378,7 @@ impl Authenticator {
         let store = self.store.clone();
         tokio::spawn(async move {
             if let Err(e) = store.touch_api_key(key, truncate_to_micros(Utc::now())).await {
-                tracing::warn!(error = %e, "could not record key use");
+                tracing::warn!(error = %crate::content::redact_secrets(&e.to_string()), "could not record key use");
             }
         });
     }

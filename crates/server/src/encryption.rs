@@ -198,7 +198,7 @@ pub async fn reencrypt_worker(
                     metrics::counter!("promptvault_reencrypted_rows_total").increment(n);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "re-encryption step failed; retrying later");
+                    tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "re-encryption step failed; retrying later");
                     break;
                 }
             }

@@ -167,7 +167,9 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
                     match store.delete_expired_sessions(chrono::Utc::now()).await {
                         Ok(n) if n > 0 => tracing::info!(sessions = n, "expired web sessions removed"),
                         Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "could not remove expired web sessions"),
+                        Err(e) => {
+                            tracing::warn!(error = %crate::content::redact_secrets(&e.to_string()), "could not remove expired web sessions")
+                        }
                     }
                 }
                 if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
@@ -284,11 +286,13 @@ async fn purge_audit(store: &Arc<dyn Store>, days: u32) {
                 "through_seq": r.checkpoint.as_ref().map(|c| c.through_seq),
             });
             if let Err(e) = store.append_audit(vec![ev]).await {
-                tracing::error!(error = %e, "could not record the retention purge");
+                tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "could not record the retention purge");
             }
         }
         Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
+        Err(e) => {
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "audit retention purge failed")
+        }
     }
 }
 

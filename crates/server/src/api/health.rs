@@ -24,7 +24,7 @@ pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, ApiError>
     match s.registry.ready().await {
         Ok(()) => Ok("ready\n"),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready");
+            tracing::warn!(error = %crate::content::redact_secrets(&e.to_string()), "not ready");
             Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database does not answer"))
         }
     }

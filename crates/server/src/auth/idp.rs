@@ -108,7 +108,7 @@ impl Authenticator {
     /// The user whose external id, or Supabase user id, is `subject`.
     async fn linked_user(&self, subject: &str) -> Result<Option<User>, ApiError> {
         let failed = |e: StoreError| {
-            tracing::error!(error = %e, "user lookup failed");
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "user lookup failed");
             unavailable()
         };
         if let Some(user) = self.store.find_user_by_external_id(subject).await.map_err(failed)? {
@@ -175,7 +175,7 @@ impl Authenticator {
                 )
             }),
             Err(e) => {
-                tracing::error!(error = %e, "could not provision a user from a JWT");
+                tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "could not provision a user from a JWT");
                 Err(unavailable())
             }
         }
@@ -186,7 +186,7 @@ impl Authenticator {
             return Ok(true);
         }
         self.store.get_role(name).await.map(|r| r.is_some()).map_err(|e| {
-            tracing::error!(error = %e, "role lookup failed");
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "role lookup failed");
             unavailable()
         })
     }

@@ -227,7 +227,7 @@ impl AuditWriter {
     pub async fn shutdown(self) {
         self.stop.cancel();
         if let Err(e) = self.handle.await {
-            tracing::error!(error = %e, "audit writer failed");
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "audit writer failed");
         }
     }
 }
@@ -296,7 +296,7 @@ async fn write_batch(store: &Arc<dyn Store>, batch: Vec<Msg>, stopping: bool) {
                 metrics::counter!("promptvault_audit_write_errors_total").increment(1);
                 let give_up =
                     matches!(e, StoreError::Corrupt(_)) || (stopping && attempt >= 5) || attempt >= 50;
-                tracing::error!(error = %e, attempt, events = events.len(), "audit batch write failed");
+                tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), attempt, events = events.len(), "audit batch write failed");
                 if give_up {
                     tracing::error!(events = events.len(), "audit events could not be written and are lost");
                     break;

@@ -118,7 +118,7 @@ impl Governance {
             }
             let Some(store) = store.upgrade() else { return };
             if let Err(e) = self.reload(store.as_ref()).await {
-                tracing::error!(error = %e, "cannot reload approval workflows and compliance checks");
+                tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "cannot reload approval workflows and compliance checks");
             }
         }
     }

@@ -111,7 +111,7 @@ impl UsageWriter {
     pub async fn shutdown(self) {
         self.stop.cancel();
         if let Err(e) = self.handle.await {
-            tracing::error!(error = %e, "usage writer failed");
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "usage writer failed");
         }
     }
 }
@@ -199,7 +199,7 @@ async fn write_batch(store: &Arc<dyn Store>, batch: Vec<Msg>, stopping: bool) {
                 metrics::counter!("promptvault_usage_write_errors_total").increment(1);
                 let give_up =
                     matches!(e, StoreError::Corrupt(_)) || (stopping && attempt >= 5) || attempt >= 50;
-                tracing::error!(error = %e, attempt, records = events.len(), "usage batch write failed");
+                tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), attempt, records = events.len(), "usage batch write failed");
                 if give_up {
                     tracing::error!(records = renders, "usage records could not be written and are lost");
                     break Err(e.to_string());

@@ -209,7 +209,7 @@ impl Registry {
     /// rather than reported as the write's failure.
     async fn governance_changed(&self) {
         if let Err(e) = self.governance.reload(self.store.as_ref()).await {
-            tracing::error!(error = %e, "cannot reload approval workflows and compliance checks");
+            tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "cannot reload approval workflows and compliance checks");
         }
     }
 

@@ -200,7 +200,7 @@ pub async fn export(
                 match registry.list_audit(&who, &filter).await {
                     Ok(p) => Some((p, filter)),
                     Err(e) => {
-                        tracing::error!(error = %e, "audit export stopped");
+                        tracing::error!(error = %crate::content::redact_secrets(&e.to_string()), "audit export stopped");
                         None
                     }
                 }
