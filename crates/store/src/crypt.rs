@@ -378,6 +378,55 @@ pub struct EncryptionStatus {
     pub sealed_rows: u64,
 }
 
+impl EncryptionStatus {
+    /// Without keys yet.
+    pub(crate) fn disabled(scope: SealScope) -> Self {
+        Self {
+            enabled: false,
+            scope,
+            master_fingerprint: None,
+            active_key: None,
+            keys: vec![],
+            pending_rows: 0,
+            sealed_rows: 0,
+        }
+    }
+
+    /// From the stored state, each key with its row count, and the rows of
+    /// queued templates not sealed yet.
+    pub(crate) fn of(scope: SealScope, state: StoredState, keys: Vec<KeyRows>, unsealed: u64) -> Self {
+        let sealed_rows = keys.iter().map(|k| k.rows).sum();
+        let on_old_keys: u64 = keys.iter().filter(|k| k.id != state.active).map(|k| k.rows).sum();
+        Self {
+            enabled: true,
+            scope,
+            keys: keys
+                .into_iter()
+                .map(|k| DataKeyStatus {
+                    active: k.id == state.active,
+                    id: k.id,
+                    created_at: k.created_at,
+                    retired_at: k.retired_at,
+                    rows: k.rows,
+                })
+                .collect(),
+            master_fingerprint: Some(state.fingerprint),
+            active_key: Some(state.active),
+            pending_rows: on_old_keys + unsealed,
+            sealed_rows,
+        }
+    }
+}
+
+/// A data key row with the number of rows it seals.
+#[derive(Debug)]
+pub(crate) struct KeyRows {
+    pub id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub rows: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DataKeyStatus {
     pub id: String,
@@ -646,14 +695,25 @@ pub(crate) fn rewrap_instance(from: &MasterKey, to: &MasterKey, id: &str, wrappe
     Ok(seal_with(&to.cipher(), aad.as_bytes(), &secret))
 }
 
+/// The stored instance key's id and wrapped secret (the oldest, if several).
+pub(crate) const INSTANCE_KEY_ROW: &str = "SELECT id, wrapped FROM instance_key ORDER BY created_at LIMIT 1";
+
+/// The signature of a retention checkpoint by the stored instance key
+/// (`key`, a row of [`INSTANCE_KEY_ROW`]); `None` without a master key or
+/// without an instance key.
+pub(crate) fn checkpoint_signature(
+    vault: &Vault,
+    key: Option<(String, Vec<u8>)>,
+    cp: &promptvault_core::audit::Checkpoint,
+) -> Result<Option<promptvault_core::audit::CheckpointSignature>> {
+    let (Some(ring), Some((id, wrapped))) = (vault.ring(), key) else { return Ok(None) };
+    let (key_id, signature) = sign_with_instance(ring, &id, &wrapped, &cp.payload())?;
+    Ok(Some(promptvault_core::audit::CheckpointSignature { key_id, signature }))
+}
+
 /// Signs `payload` with the instance key wrapped as `wrapped` (id `id`):
 /// (key id, base64 signature).
-pub(crate) fn sign_with_instance(
-    ring: &Keyring,
-    id: &str,
-    wrapped: &[u8],
-    payload: &str,
-) -> Result<(String, String)> {
+fn sign_with_instance(ring: &Keyring, id: &str, wrapped: &[u8], payload: &str) -> Result<(String, String)> {
     use base64::Engine as _;
     use ed25519_dalek::Signer as _;
     let secret = unwrap_instance_secret(ring, id, wrapped)?;

@@ -37,6 +37,23 @@ fn listening_on(stderr: &mut impl BufRead) -> String {
     }
 }
 
+/// Starts `cmd` (a `serve` with stderr piped) and waits until it says where
+/// it listens: the reaper, the process id and the address.
+async fn spawn_serve(cmd: &mut Command) -> (Reap, u32, String) {
+    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
+    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
+    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
+    let addr = tokio::task::spawn_blocking(move || {
+        let addr = listening_on(&mut stderr);
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        addr
+    })
+    .await
+    .expect("reader");
+    (reap, pid, addr)
+}
+
 pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data = db.dir.path().join("served");
@@ -56,17 +73,7 @@ pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
         cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
             .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
     }
-    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
-    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
-    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
-    let addr = tokio::task::spawn_blocking(move || {
-        let addr = listening_on(&mut stderr);
-        // Keep draining so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        addr
-    })
-    .await
-    .expect("reader");
+    let (mut reap, pid, addr) = spawn_serve(&mut cmd).await;
     let base = format!("{addr}/api/v1");
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
@@ -162,16 +169,7 @@ pub async fn rotation_killed_mid_way_resumes_and_loses_nothing(db: Db) {
         cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
             .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
     }
-    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
-    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
-    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
-    let addr = tokio::task::spawn_blocking(move || {
-        let addr = listening_on(&mut stderr);
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        addr
-    })
-    .await
-    .expect("reader");
+    let (mut reap, pid, addr) = spawn_serve(&mut cmd).await;
     let http = reqwest::Client::new();
     let call = |base: String, method: reqwest::Method, path: &str, body: Option<Value>| {
         let req = http.request(method, format!("{base}/api/v1/{path}")).bearer_auth(ADMIN);
@@ -332,16 +330,7 @@ pub async fn self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_ref
         cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
             .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
     }
-    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
-    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
-    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
-    let addr = tokio::task::spawn_blocking(move || {
-        let addr = listening_on(&mut stderr);
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        addr
-    })
-    .await
-    .expect("reader");
+    let (mut reap, pid, addr) = spawn_serve(&mut cmd).await;
     let port =
         addr.strip_prefix("http://0.0.0.0:").unwrap_or_else(|| panic!("plain HTTP on 0.0.0.0: {addr}"));
     let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.expect("plain HTTP");
@@ -367,16 +356,7 @@ pub async fn self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_ref
         cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
             .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
     }
-    let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
-    let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
-    let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
-    let addr = tokio::task::spawn_blocking(move || {
-        let addr = listening_on(&mut stderr);
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        addr
-    })
-    .await
-    .expect("reader");
+    let (mut reap, pid, addr) = spawn_serve(&mut cmd).await;
     assert!(addr.starts_with("https://127.0.0.1:"), "{addr}");
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).expect("cert");
     let http = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");

@@ -75,16 +75,7 @@ impl Registry {
             Some(u) => self.store.user_password_hash(u.id).await?,
             None => None,
         };
-        let given = secret.to_owned();
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => password::verify(&given, &h),
-            None => {
-                password::verify_nothing(&given);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
+        let ok = verify_off_thread(secret, hash).await;
         let user_id = user.as_ref().map(|u| u.id);
         let refuse = |reason: &str| {
             self.sign_in_event(user_id, email, origin, AuditOutcome::Denied, Some(reason.into()))
@@ -137,16 +128,7 @@ impl Registry {
         } else {
             self.store.user_password_hash(who.user_id).await?
         };
-        let given = secret.to_owned();
-        let ok = tokio::task::spawn_blocking(move || match stored {
-            Some(h) => password::verify(&given, &h),
-            None => {
-                password::verify_nothing(&given);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
+        let ok = verify_off_thread(secret, stored).await;
         if !ok {
             let ev = self.audit.event(
                 who,
@@ -181,10 +163,7 @@ impl Registry {
         if id == who.user_id {
             let stored = self.store.user_password_hash(id).await?;
             if let Some(stored) = stored {
-                let given = current.unwrap_or_default().to_owned();
-                let ok = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
-                    .await
-                    .unwrap_or(false);
+                let ok = verify_off_thread(current.unwrap_or_default(), Some(stored)).await;
                 if !ok {
                     return self
                         .deny(
@@ -238,4 +217,20 @@ pub fn session_principal(
         origin: Origin::default(),
         authenticated_at: Some(authenticated_at),
     }
+}
+
+/// Checks `secret` against a stored hash on a blocking thread (argon2 is
+/// slow on purpose); without a hash it spends the same time and fails, so
+/// timing does not tell whether the user or password exists.
+async fn verify_off_thread(secret: &str, hash: Option<String>) -> bool {
+    let given = secret.to_owned();
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => password::verify(&given, &h),
+        None => {
+            password::verify_nothing(&given);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
 }

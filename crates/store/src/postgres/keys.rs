@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::PgStore;
 use super::search::refresh_search;
 use crate::crypt::{
-    self, DataKeyStatus, EncryptionOptions, EncryptionStatus, InstanceKey, Keyring, MasterKey, OpenPlan,
+    self, EncryptionOptions, EncryptionStatus, InstanceKey, KeyRows, Keyring, MasterKey, OpenPlan,
     StoredState, Vault, WrappedKey,
 };
 use crate::error::{Result, StoreError};
@@ -223,15 +223,7 @@ impl PgStore {
     pub(super) async fn encryption_status_impl(&self) -> Result<EncryptionStatus> {
         let mut conn = self.pool.acquire().await?;
         let Some(state) = read_state(&mut conn).await? else {
-            return Ok(EncryptionStatus {
-                enabled: false,
-                scope: self.vault.scope(),
-                master_fingerprint: None,
-                active_key: None,
-                keys: vec![],
-                pending_rows: 0,
-                sealed_rows: 0,
-            });
+            return Ok(EncryptionStatus::disabled(self.vault.scope()));
         };
         let rows = sqlx::query(
             "SELECT k.id, k.created_at, k.retired_at, \
@@ -241,24 +233,17 @@ impl PgStore {
         )
         .fetch_all(&mut *conn)
         .await?;
-        let mut keys = Vec::new();
-        let (mut sealed, mut pending) = (0u64, 0u64);
-        for r in rows {
-            let id: String = r.try_get("id")?;
-            let n = count(r.try_get("n")?);
-            sealed += n;
-            let active = id == state.active;
-            if !active {
-                pending += n;
-            }
-            keys.push(DataKeyStatus {
-                id,
-                created_at: r.try_get("created_at")?,
-                retired_at: r.try_get("retired_at")?,
-                active,
-                rows: n,
-            });
-        }
+        let keys = rows
+            .iter()
+            .map(|r| {
+                Ok(KeyRows {
+                    id: r.try_get("id")?,
+                    created_at: r.try_get("created_at")?,
+                    retired_at: r.try_get("retired_at")?,
+                    rows: count(r.try_get("n")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let unsealed: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM prompt_template_version v JOIN seal_pending s ON s.template_id = v.template_id \
                WHERE v.sealed IS NULL) + \
@@ -267,16 +252,7 @@ impl PgStore {
         )
         .fetch_one(&mut *conn)
         .await?;
-        pending += count(unsealed);
-        Ok(EncryptionStatus {
-            enabled: true,
-            scope: self.vault.scope(),
-            master_fingerprint: Some(state.fingerprint),
-            active_key: Some(state.active),
-            keys,
-            pending_rows: pending,
-            sealed_rows: sealed,
-        })
+        Ok(EncryptionStatus::of(self.vault.scope(), state, keys, count(unsealed)))
     }
 
     pub(super) async fn rotate_data_key_impl(&self) -> Result<String> {

@@ -231,17 +231,8 @@ impl SqliteStore {
         let mut cp =
             Checkpoint::after(&last, purged.rows_affected() + u64::try_from(previous).unwrap_or(0), at);
         // Signed with the instance key, when there is one.
-        if let Some(ring) = self.vault.ring() {
-            let key: Option<(String, Vec<u8>)> =
-                sqlx::query_as("SELECT id, wrapped FROM instance_key ORDER BY created_at LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((id, wrapped)) = key {
-                let (key_id, signature) =
-                    crate::crypt::sign_with_instance(ring, &id, &wrapped, &cp.payload())?;
-                cp.signature = Some(CheckpointSignature { key_id, signature });
-            }
-        }
+        let key = sqlx::query_as(crate::crypt::INSTANCE_KEY_ROW).fetch_optional(&mut *tx).await?;
+        cp.signature = crate::crypt::checkpoint_signature(&self.vault, key, &cp)?;
         sqlx::query(
             "INSERT INTO audit_checkpoint (through_seq, last_hash, purged, at, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)",
         )

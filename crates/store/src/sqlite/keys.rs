@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::SqliteStore;
 use super::codec::{Col, ts};
 use crate::crypt::{
-    self, DataKeyStatus, EncryptionOptions, EncryptionStatus, InstanceKey, Keyring, MasterKey, OpenPlan,
+    self, EncryptionOptions, EncryptionStatus, InstanceKey, KeyRows, Keyring, MasterKey, OpenPlan,
     StoredState, Vault, WrappedKey,
 };
 use crate::error::{Result, StoreError};
@@ -159,15 +159,7 @@ impl SqliteStore {
         let mut conn = self.reader.acquire().await?;
         let state = read_state(&mut conn).await?;
         let Some(state) = state else {
-            return Ok(EncryptionStatus {
-                enabled: false,
-                scope: self.vault.scope(),
-                master_fingerprint: None,
-                active_key: None,
-                keys: vec![],
-                pending_rows: 0,
-                sealed_rows: 0,
-            });
+            return Ok(EncryptionStatus::disabled(self.vault.scope()));
         };
         let rows = sqlx::query(
             "SELECT k.id, k.created_at, k.retired_at, \
@@ -177,24 +169,17 @@ impl SqliteStore {
         )
         .fetch_all(&mut *conn)
         .await?;
-        let mut keys = Vec::new();
-        let (mut sealed, mut pending) = (0u64, 0u64);
-        for r in rows {
-            let id = r.text("id")?;
-            let n = u64::try_from(r.int("n")?).unwrap_or(0);
-            sealed += n;
-            let active = id == state.active;
-            if !active {
-                pending += n;
-            }
-            keys.push(DataKeyStatus {
-                id,
-                created_at: r.time("created_at")?,
-                retired_at: r.time_opt("retired_at")?,
-                active,
-                rows: n,
-            });
-        }
+        let keys = rows
+            .iter()
+            .map(|r| {
+                Ok(KeyRows {
+                    id: r.text("id")?,
+                    created_at: r.time("created_at")?,
+                    retired_at: r.time_opt("retired_at")?,
+                    rows: u64::try_from(r.int("n")?).unwrap_or(0),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let unsealed: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM prompt_template_version v JOIN seal_pending s ON s.template_id = v.template_id \
                WHERE v.sealed IS NULL) + \
@@ -203,16 +188,7 @@ impl SqliteStore {
         )
         .fetch_one(&mut *conn)
         .await?;
-        pending += u64::try_from(unsealed).unwrap_or(0);
-        Ok(EncryptionStatus {
-            enabled: true,
-            scope: self.vault.scope(),
-            master_fingerprint: Some(state.fingerprint),
-            active_key: Some(state.active),
-            keys,
-            pending_rows: pending,
-            sealed_rows: sealed,
-        })
+        Ok(EncryptionStatus::of(self.vault.scope(), state, keys, u64::try_from(unsealed).unwrap_or(0)))
     }
 
     pub(super) async fn rotate_data_key_impl(&self) -> Result<String> {
