@@ -67,6 +67,13 @@ enum Command {
     /// TLS helpers: a self-signed certificate for local use.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Renders for a running server in a process capped in memory (started
+    /// by the server; not for people).
+    #[command(hide = true)]
+    RenderWorker {
+        #[arg(long)]
+        memory_limit_mb: u64,
+    },
     /// Prompt types: categories with an optional parameter contract.
     #[command(subcommand, alias = "type")]
     Types(cmd::catalog::TypeCommand),
@@ -212,6 +219,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    // A render worker runs without an async runtime: one thread, one render
+    // at a time.
+    if let Command::RenderWorker { memory_limit_mb } = cli.command {
+        return promptvault_server::isolation::worker::run(memory_limit_mb);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -243,6 +255,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let client = || Client::new(&cli.server, cli.token.clone());
     match cli.command {
         Command::Serve(args) => cmd::serve::serve(args).await,
+        Command::RenderWorker { .. } => Ok(()),
         Command::Demo(args) => cmd::serve::demo(args, out).await,
         Command::Tls(TlsCommand::SelfSigned { out: dir, hosts }) => {
             let (cert, key) = promptvault_server::tls::write_self_signed(&dir, &hosts)

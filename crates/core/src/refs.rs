@@ -37,7 +37,7 @@ pub struct TemplateRef {
     pub selector: Selector,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum RefError {
     #[error(
         "line {line}: `{{% {tag} %}}` must name a template with a string literal, e.g. {{% {tag} \"common/footer|label=production\" %}}"

@@ -14,7 +14,7 @@ pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 /// Largest serialized schema accepted.
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum SchemaError {
     #[error("the parameter schema must be a JSON object")]
     NotAnObject,
@@ -35,7 +35,7 @@ pub enum SchemaError {
 }
 
 /// One reason a set of parameters was refused: where, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Violation {
     /// JSON pointer into the parameters (`""` for the whole object, `/user/name`).
     pub pointer: String,

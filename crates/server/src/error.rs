@@ -183,7 +183,9 @@ fn render_error(r: RenderError) -> ApiError {
         RenderError::OutOfFuel { .. }
         | RenderError::OutputTooLarge { .. }
         | RenderError::TooDeep { .. }
-        | RenderError::TooLarge { .. } => unprocessable("render_limit_exceeded", detail),
+        | RenderError::TooLarge { .. }
+        | RenderError::TimedOut { .. }
+        | RenderError::MemoryExceeded { .. } => unprocessable("render_limit_exceeded", detail),
         RenderError::Include(_) => unprocessable("include_failed", detail),
         RenderError::Template(_) | RenderError::Schema(_) | RenderError::Failed(_) => {
             unprocessable("render_failed", detail)

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod content;
 pub mod encryption;
 pub mod error;
+pub mod isolation;
 pub mod jwt;
 pub mod observability;
 pub mod password;
@@ -135,6 +136,19 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let (audit_log, audit) = service::audit::start(store.clone(), settings.audit.detail, alerts);
     let content = content::ContentPolicy::new(settings.content.clone(), content::FilterRegistry::default())
         .map_err(|e| StartError::Io(format!("configuration: {e}")))?;
+    let engine = match settings.render_workers()? {
+        None => isolation::Engine::InProcess,
+        Some(config) => {
+            let program = config.program.display().to_string();
+            let pool = Arc::new(isolation::Pool::new(config));
+            pool.check().await.map_err(|e| {
+                StartError::Io(format!(
+                    "the render worker ({program}) does not work: {e}; set [render] worker_command, or isolation = \"none\""
+                ))
+            })?;
+            isolation::Engine::Isolated(pool)
+        }
+    };
     let registry = Arc::new(
         service::Registry::new(
             store.clone(),
@@ -149,7 +163,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         .with_sessions(settings.auth.sessions)
         .with_encryption(signer, reseal)
         .with_content(Arc::new(content))
-        .with_delivery(settings.deployment_rules.clone()),
+        .with_delivery(settings.deployment_rules.clone())
+        .with_engine(engine),
     );
     let metrics = observability::metrics_handle();
     let upkeep = {

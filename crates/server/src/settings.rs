@@ -118,12 +118,24 @@ impl Default for AuditSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RenderSettings {
     pub fuel: u64,
     pub max_output_bytes: usize,
     pub recursion_limit: usize,
+    /// `process` (each render in a worker process capped in memory and
+    /// time, the default) or `none` (in the server's process).
+    pub isolation: crate::isolation::Isolation,
+    /// Worker processes at most; 0 means one per CPU.
+    pub workers: usize,
+    /// Address space a worker may use, in MiB.
+    pub memory_limit_mb: u64,
+    /// Longest a render may run in a worker before it is killed.
+    pub timeout_ms: u64,
+    /// The worker program and its arguments; empty means this program with
+    /// `render-worker`.
+    pub worker_command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -187,7 +199,16 @@ impl Default for Settings {
 impl Default for RenderSettings {
     fn default() -> Self {
         let l = RenderLimits::default();
-        Self { fuel: l.fuel, max_output_bytes: l.max_output_bytes, recursion_limit: l.recursion_limit }
+        Self {
+            fuel: l.fuel,
+            max_output_bytes: l.max_output_bytes,
+            recursion_limit: l.recursion_limit,
+            isolation: crate::isolation::Isolation::Process,
+            workers: 0,
+            memory_limit_mb: 512,
+            timeout_ms: 5_000,
+            worker_command: Vec::new(),
+        }
     }
 }
 
@@ -301,6 +322,11 @@ impl Settings {
                 "render.fuel, render.max_output_bytes and render.recursion_limit must be positive".into(),
             );
         }
+        if self.render.memory_limit_mb < 128 || self.render.timeout_ms == 0 {
+            return invalid(
+                "render.memory_limit_mb must be at least 128 and render.timeout_ms positive".into(),
+            );
+        }
         if self.usage.batch_size == 0 || self.usage.queue_capacity == 0 {
             return invalid("usage.batch_size and usage.queue_capacity must be positive".into());
         }
@@ -374,6 +400,33 @@ impl Settings {
             max_output_bytes: self.render.max_output_bytes,
             recursion_limit: self.render.recursion_limit,
         }
+    }
+
+    /// How render workers run, or `None` when renders stay in process.
+    pub fn render_workers(&self) -> Result<Option<crate::isolation::WorkerConfig>, SettingsError> {
+        if self.render.isolation == crate::isolation::Isolation::None {
+            return Ok(None);
+        }
+        let (program, args) = match self.render.worker_command.split_first() {
+            Some((program, args)) => (PathBuf::from(program), args.to_vec()),
+            None => (
+                std::env::current_exe().map_err(|e| {
+                    SettingsError::Invalid(format!("render.worker_command: this program's path: {e}"))
+                })?,
+                vec!["render-worker".to_owned()],
+            ),
+        };
+        let workers = match self.render.workers {
+            0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(2),
+            n => n,
+        };
+        Ok(Some(crate::isolation::WorkerConfig {
+            program,
+            args,
+            workers,
+            memory_limit_mb: self.render.memory_limit_mb,
+            timeout: std::time::Duration::from_millis(self.render.timeout_ms),
+        }))
     }
 
     #[must_use]

@@ -21,7 +21,7 @@ use crate::refs::{RefError, TemplateRef, body_references};
 use crate::schema::{CompiledSchema, ParameterSchema, SchemaError, Violation};
 
 /// Bounds applied to every render.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RenderLimits {
     /// Instructions one template evaluation may execute.
     pub fuel: u64,
@@ -38,7 +38,7 @@ impl Default for RenderLimits {
 }
 
 /// A template source that does not compile.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum TemplateError {
     #[error("{part}: syntax error on line {line}: {message}")]
     Syntax { part: String, line: usize, message: String },
@@ -48,7 +48,7 @@ pub enum TemplateError {
 
 /// Why a render failed. Every variant is the caller's (or the author's)
 /// problem, never the server's.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum RenderError {
     #[error("the parameters do not match the template's schema ({} violation(s))", .0.len())]
     InvalidParameters(Vec<Violation>),
@@ -71,6 +71,13 @@ pub enum RenderError {
     /// A range or repeated sequence longer than the engine allows.
     #[error("a value would be too large: {detail}")]
     TooLarge { detail: String },
+    /// The render ran past the wall-clock limit of an isolated render and
+    /// its worker was stopped.
+    #[error("the render ran longer than {ms} ms and was stopped")]
+    TimedOut { ms: u64 },
+    /// The render's worker ran out of the memory it is allowed.
+    #[error("the render needed more than {limit_mb} MiB of memory and was stopped")]
+    MemoryExceeded { limit_mb: u64 },
     #[error("{0}")]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -206,13 +213,13 @@ impl std::fmt::Debug for CompiledTemplate {
 }
 
 /// One message of a rendered chat template.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RenderedMessage {
     pub role: String,
     pub content: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RenderedBody {
     Text(String),
     Chat(Vec<RenderedMessage>),
@@ -229,7 +236,7 @@ impl RenderedBody {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rendered {
     pub body: RenderedBody,
     /// Things the caller may want to know (ignored inputs, …).

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::isolation::Prepared;
 use promptvault_core::TemplateName;
 use promptvault_core::model::{Label, Template, Version};
 use promptvault_core::refs::TemplateRef;
-use promptvault_core::render::CompiledTemplate;
 use promptvault_store::{ChangeNotice, VersionSelector};
 use tokio::sync::broadcast;
 
@@ -56,7 +56,7 @@ pub struct CompiledKey {
 pub struct Caches {
     resolved: RwLock<HashMap<TemplateName, HashMap<SelectorKey, Resolved>>>,
     labels: RwLock<HashMap<TemplateName, Arc<Vec<Label>>>>,
-    compiled: RwLock<HashMap<CompiledKey, Arc<CompiledTemplate>>>,
+    compiled: RwLock<HashMap<CompiledKey, Arc<Prepared>>>,
     /// The references of each version's body (finding them scans the source).
     references: RwLock<HashMap<ContentKey, Arc<Vec<TemplateRef>>>>,
     generation: AtomicU64,
@@ -126,13 +126,13 @@ impl Caches {
         map.insert(name, labels);
     }
 
-    pub fn get_compiled(&self, key: &CompiledKey) -> Option<Arc<CompiledTemplate>> {
+    pub fn get_compiled(&self, key: &CompiledKey) -> Option<Arc<Prepared>> {
         let hit = self.compiled.read().ok()?.get(key).cloned();
         metrics::counter!("promptvault_cache_lookups_total", "cache" => "compiled", "result" => if hit.is_some() { "hit" } else { "miss" }).increment(1);
         hit
     }
 
-    pub fn insert_compiled(&self, key: CompiledKey, value: Arc<CompiledTemplate>) {
+    pub fn insert_compiled(&self, key: CompiledKey, value: Arc<Prepared>) {
         let Ok(mut map) = self.compiled.write() else { return };
         if map.len() >= self.max_entries {
             map.clear();

@@ -80,6 +80,8 @@ pub struct Registry {
     reseal: Arc<tokio::sync::Notify>,
     /// Scanning on save, render-input and output policy, output filters.
     content: Arc<crate::content::ContentPolicy>,
+    /// Where templates render: worker processes or this one.
+    engine: Arc<crate::isolation::Engine>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -121,7 +123,15 @@ impl Registry {
             signer: None,
             reseal: Arc::default(),
             content: Arc::new(crate::content::ContentPolicy::default()),
+            engine: Arc::new(crate::isolation::Engine::InProcess),
         }
+    }
+
+    /// Renders with `engine` (worker processes) instead of in process.
+    #[must_use]
+    pub fn with_engine(mut self, engine: crate::isolation::Engine) -> Self {
+        self.engine = Arc::new(engine);
+        self
     }
 
     /// Uses these delivery rules by classification instead of the built-in

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use promptvault_core::authz::{Action, Principal, Resource};
 use promptvault_core::model::{Outcome, OutcomeRecord, PromptRecord, RenderMetadata, Template, Version};
 use promptvault_core::refs::{Fetched, IncludePlan, Selector};
-use promptvault_core::render::{CompiledTemplate, Rendered};
+use promptvault_core::render::Rendered;
 use promptvault_core::{LabelName, PromptId, TemplateName, VersionId};
 use promptvault_store::{OutcomeResult, TemplateMetrics};
 use serde_json::{Map, Value};
@@ -73,7 +73,7 @@ impl Registry {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        let mut rendered = compiled.render(parameters, &placeholders)?;
+        let mut rendered = self.engine.render(compiled, parameters, placeholders).await?;
         self.filter_output(resolved.0.access.output_filters.as_deref(), class, &mut rendered)?;
         rendered.warnings.extend(input_warnings);
         if status == promptvault_core::VersionStatus::Deprecated {
@@ -127,7 +127,7 @@ impl Registry {
         &self,
         who: &Principal,
         resolved: &Arc<(Template, Version)>,
-    ) -> Result<Arc<CompiledTemplate>> {
+    ) -> Result<Arc<crate::isolation::Prepared>> {
         let (template, version) = (&resolved.0, &resolved.1);
         let references = self.caches.references(version).map_err(|e| ServiceError::Render(e.into()))?;
         let mut plan: IncludePlan<(VersionId, [u8; 32])> =
@@ -177,7 +177,7 @@ impl Registry {
         if let Some(hit) = self.caches.get_compiled(&key) {
             return Ok(hit);
         }
-        let compiled = Arc::new(CompiledTemplate::compile(
+        let compiled = Arc::new(self.engine.prepare(
             template.name.as_str(),
             &version.content.body,
             &version.content.parameter_schema,

@@ -169,3 +169,67 @@ pub async fn huge_inputs_are_refused(db: Db) {
     assert!(r.body["code"].is_string(), "{}", r.body);
     s.stop().await;
 }
+
+/// A list doubled ten times is 10^8 items long but lazy, so it costs no
+/// fuel; serializing it builds one string, outside fuel and before the
+/// output limit applies. The worker's memory cap ends it, and the next
+/// render gets a new worker.
+pub async fn renders_past_the_memory_cap_are_stopped(db: Db) {
+    let mut config = settings(&db);
+    config.render.memory_limit_mb = 128;
+    config.render.timeout_ms = 60_000;
+    let s = TestServer::start_with(config).await;
+    s.template("ok/after", "still {{ 1 + 1 }}", &[]).await;
+    let grow = "{% set ns = namespace(l=range(100000)|list) %}{% for i in range(10) %}{% set ns.l = ns.l + ns.l %}{% endfor %}";
+    for (name, tail) in [("mem/tojson", "{{ ns.l | tojson | length }}")] {
+        let r = render_new(&s, name, &format!("{grow}{tail}")).await;
+        r.problem(422, "render_limit_exceeded");
+        assert!(r.body["detail"].as_str().unwrap().contains("more than 128 MiB"), "{}", r.body);
+        let ok = s.post("templates/ok/after/render", &json!({"label": "latest"})).await;
+        assert_eq!(ok.ok(200)["text"], "still 2", "{}", ok.body);
+    }
+    // The same list, only measured, stays lazy and within every limit.
+    let r = render_new(&s, "mem/length", &format!("{grow}{{{{ ns.l | length }}}}")).await;
+    assert_eq!(r.ok(200)["text"], "102400000", "{}", r.body);
+}
+
+/// Doubling a list 33 times or more makes the engine copy it out, outside
+/// fuel: the worker is stopped at the memory cap or the time limit,
+/// whichever comes first (a debug build copies slowly).
+pub async fn list_doubling_is_stopped(db: Db) {
+    let mut config = settings(&db);
+    config.render.memory_limit_mb = 128;
+    config.render.timeout_ms = 1_500;
+    let s = TestServer::start_with(config).await;
+    let unrolled = format!("{{% set l = [1] %}}{}{{{{ l | length }}}}", "{% set l = l + l %}".repeat(40));
+    let looped = "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}";
+    s.template("ok/after", "still {{ 1 + 1 }}", &[]).await;
+    for (name, text) in [("double/unrolled", unrolled.as_str()), ("double/loop", looped)] {
+        let r = render_new(&s, name, text).await;
+        r.problem(422, "render_limit_exceeded");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains("more than 128 MiB") || detail.contains("longer than 1500 ms"), "{}", r.body);
+        let ok = s.post("templates/ok/after/render", &json!({"label": "latest"})).await;
+        assert_eq!(ok.ok(200)["text"], "still 2", "{}", ok.body);
+    }
+    // Fewer doublings stay lazy and within every limit.
+    let small = format!("{{% set l = [1] %}}{}{{{{ l | length }}}}", "{% set l = l + l %}".repeat(20));
+    let r = render_new(&s, "double/small", &small).await;
+    assert_eq!(r.ok(200)["text"], "1048576", "{}", r.body);
+}
+
+/// A render that runs past the time limit without growing (fuel raised so
+/// the engine does not stop it first) is killed; the next one works.
+pub async fn renders_past_the_time_limit_are_killed(db: Db) {
+    let mut config = settings(&db);
+    config.render.fuel = 1_000_000_000_000;
+    config.render.timeout_ms = 300;
+    let s = TestServer::start_with(config).await;
+    let spin = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+    let r = render_new(&s, "slow/spin", spin).await;
+    r.problem(422, "render_limit_exceeded");
+    assert!(r.body["detail"].as_str().unwrap().contains("longer than 300 ms"), "{}", r.body);
+    s.template("ok/fast", "fast", &[]).await;
+    let ok = s.post("templates/ok/fast/render", &json!({"label": "latest"})).await;
+    assert_eq!(ok.ok(200)["text"], "fast", "{}", ok.body);
+}

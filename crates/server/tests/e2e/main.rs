@@ -20,6 +20,16 @@ mod versions;
 mod workflows;
 
 fn main() {
+    // The server under test starts its render workers from this program:
+    // `e2e render-worker --memory-limit-mb N`.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("render-worker") {
+        let limit = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(512);
+        std::process::exit(match promptvault_server::isolation::worker::run(limit) {
+            code if code == std::process::ExitCode::SUCCESS => 0,
+            _ => 1,
+        });
+    }
     promptvault_testkit::run_suite(
         promptvault_testkit::cases![
             catalog::templates_round_trip_with_folder_names,
@@ -43,6 +53,9 @@ fn main() {
             bombs::loop_bombs_are_refused,
             bombs::exponential_output_is_refused,
             bombs::huge_inputs_are_refused,
+            bombs::renders_past_the_memory_cap_are_stopped,
+            bombs::list_doubling_is_stopped,
+            bombs::renders_past_the_time_limit_are_killed,
             render::outcomes_and_metrics,
             render::graceful_shutdown_loses_no_usage_record,
             render::concurrent_renders_are_all_recorded,
