@@ -114,6 +114,7 @@ pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: data.clone(),
         admin_token: None,
+        render: crate::support::render_settings(),
         ..promptvault_server::Settings::default()
     };
     if db.kind == Kind::Postgres {
@@ -228,6 +229,7 @@ pub async fn rotation_killed_mid_way_resumes_and_loses_nothing(db: Db) {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: data.clone(),
         admin_token: None,
+        render: crate::support::render_settings(),
         ..promptvault_server::Settings::default()
     };
     settings.encryption.reencrypt_batch = 1;

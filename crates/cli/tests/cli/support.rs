@@ -19,6 +19,15 @@ pub const TOKEN: &str = "pv_0123456789_c1i0c1i0c1i0c1i0c1i0c1i0c1i0c1i0c1i0c1i0c
 /// The longest one run of the binary may take before the test fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Render settings for a server started by a test: workers are the binary
+/// under test (`promptvault render-worker`), not the test program.
+pub fn render_settings() -> promptvault_server::settings::RenderSettings {
+    promptvault_server::settings::RenderSettings {
+        worker_command: vec![env!("CARGO_BIN_EXE_promptvault").into(), "render-worker".into()],
+        ..Default::default()
+    }
+}
+
 /// A server for one test, a directory for input files, and the binary.
 pub struct Cli {
     server: Option<Server>,
@@ -36,6 +45,7 @@ impl Cli {
             pg_schema: db.options.pg_schema.clone(),
             max_connections: 4,
             admin_token: Some(Secret::new(TOKEN.into())),
+            render: render_settings(),
             ..Settings::default()
         };
         let server = promptvault_server::start(settings).await.expect("server starts");
