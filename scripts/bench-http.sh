@@ -10,6 +10,8 @@
 #   --no-build      use the existing target/release/promptvault
 #   --classification the benchmark template's classification (default
 #                   internal; confidential and restricted are encrypted at rest)
+#   --isolation I   where renders run: process (worker processes capped in
+#                   memory and time; the default) or none (in the server)
 #
 # Target (issue): render throughput >= 0.7 x healthz throughput.
 set -euo pipefail
@@ -20,6 +22,7 @@ threads=2
 pg_url=""
 build=1
 classification=internal
+isolation=process
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
@@ -28,7 +31,8 @@ while [ $# -gt 0 ]; do
         --postgres) pg_url="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --classification) classification="$2"; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --isolation) isolation="$2"; shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -72,6 +76,7 @@ export PROMPTVAULT_ADMIN_TOKEN="$token"
 export PROMPTVAULT_LISTEN="127.0.0.1:0"
 export PROMPTVAULT_DATA_DIR="$work/data"
 unset PROMPTVAULT_CONFIG PROMPTVAULT_DATABASE_URL_FILE PROMPTVAULT_ADMIN_TOKEN_FILE
+export PROMPTVAULT_RENDER__ISOLATION="$isolation"
 if [ -n "$pg_url" ]; then
     schema="bench_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
     export PROMPTVAULT_DATABASE_URL="$pg_url"
@@ -273,7 +278,7 @@ def load(name):
 
 runs = {n: load(n) for n in ("healthz", "get", "render")}
 print()
-print(f"backend={backend} duration={duration} connections={conns} threads={threads}")
+print(f"backend={backend} duration={duration} connections={conns} threads={threads} isolation={os.environ.get('PROMPTVAULT_RENDER__ISOLATION', 'process')}")
 print(f"{'endpoint':<10}{'requests':>10}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
 for n, r in runs.items():
     print(f"{n:<10}{r['requests']:>10}{r['rps']:>11.0f}{r['p50_us']/1000:>9.2f}{r['p99_us']/1000:>9.2f}"

@@ -409,12 +409,7 @@ impl Settings {
         }
         let (program, args) = match self.render.worker_command.split_first() {
             Some((program, args)) => (PathBuf::from(program), args.to_vec()),
-            None => (
-                std::env::current_exe().map_err(|e| {
-                    SettingsError::Invalid(format!("render.worker_command: this program's path: {e}"))
-                })?,
-                vec!["render-worker".to_owned()],
-            ),
+            None => (this_program()?, vec!["render-worker".to_owned()]),
         };
         let workers = match self.render.workers {
             0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(2),
@@ -438,6 +433,18 @@ impl Settings {
     pub fn default_label(&self) -> LabelName {
         LabelName::parse(&self.default_label).unwrap_or_else(|_| LabelName::latest())
     }
+}
+
+/// The running program. On Linux `/proc/self/exe`, which stays the running
+/// binary even when the file was replaced by an upgrade since it started
+/// (a worker of another version would not speak the same protocol).
+fn this_program() -> Result<PathBuf, SettingsError> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe()
+        .map_err(|e| SettingsError::Invalid(format!("render.worker_command: this program's path: {e}")))
 }
 
 fn read_secret_file(path: &Path, what: &str) -> Result<Secret, SettingsError> {
