@@ -233,3 +233,48 @@ pub async fn renders_past_the_time_limit_are_killed(db: Db) {
     let ok = s.post("templates/ok/fast/render", &json!({"label": "latest"})).await;
     assert_eq!(ok.ok(200)["text"], "fast", "{}", ok.body);
 }
+
+/// One worker, busy, then a runaway and renders queued behind it: they go
+/// to the worker in one batch, yet only the runaway fails; the renders
+/// behind it are answered by the next worker. (The pool is driven
+/// directly, so the order of the queue is known.)
+pub async fn renders_behind_a_runaway_are_answered(_db: Db) {
+    use promptvault_core::content::TemplateBody;
+    use promptvault_core::render::RenderLimits;
+    use promptvault_core::schema::ParameterSchema;
+    use promptvault_server::isolation::{Engine, Pool, Prepared, WorkerConfig};
+    use std::sync::Arc;
+
+    let pool = Arc::new(Pool::new(WorkerConfig {
+        program: std::env::current_exe().unwrap(),
+        args: vec!["render-worker".into()],
+        workers: 1,
+        memory_limit_mb: 256,
+        timeout: std::time::Duration::from_secs(3),
+    }));
+    let engine = Engine::Isolated(pool.clone());
+    let limits = RenderLimits { fuel: 1_000_000_000_000, ..RenderLimits::default() };
+    let prepare = |text: &str| -> Arc<Prepared> {
+        let body = TemplateBody::Text(text.into());
+        Arc::new(engine.prepare("t", &body, &ParameterSchema::default(), Vec::new(), limits).unwrap())
+    };
+    let blocker = prepare("{% for i in range(100000) %}{% for j in range(3) %}{% endfor %}{% endfor %}busy");
+    let runaway = prepare("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}");
+    let echo = prepare("echo {{ n }}");
+    let no_params = || (serde_json::Value::Object(serde_json::Map::new()), serde_json::Map::new());
+    // The worker is busy with the blocker while the rest is queued, in order.
+    let (p, h) = no_params();
+    let busy = pool.render(blocker, p, h);
+    let (p, h) = no_params();
+    let stuck = pool.render(runaway, p, h);
+    let behind = futures::future::join_all(
+        (0..12).map(|i| pool.render(echo.clone(), json!({"n": i}), serde_json::Map::new())),
+    );
+    let (busy, stuck, behind) = tokio::join!(busy, stuck, behind);
+    assert_eq!(busy.expect("the blocker renders").body.to_text(), "busy");
+    let stuck = stuck.expect_err("the runaway is stopped");
+    assert!(stuck.to_string().contains("longer than 3000 ms"), "{stuck}");
+    for (i, r) in behind.into_iter().enumerate() {
+        assert_eq!(r.expect("a render behind the runaway").body.to_text(), format!("echo {i}"));
+    }
+}

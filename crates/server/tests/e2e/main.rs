@@ -56,6 +56,7 @@ fn main() {
             bombs::renders_past_the_memory_cap_are_stopped,
             bombs::list_doubling_is_stopped,
             bombs::renders_past_the_time_limit_are_killed,
+            bombs::renders_behind_a_runaway_are_answered,
             render::outcomes_and_metrics,
             render::graceful_shutdown_loses_no_usage_record,
             render::concurrent_renders_are_all_recorded,
