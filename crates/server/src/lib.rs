@@ -12,6 +12,7 @@ pub mod encryption;
 pub mod error;
 pub mod jwt;
 pub mod observability;
+pub mod os_keyring;
 pub mod password;
 pub mod ratelimit;
 pub mod secret;
