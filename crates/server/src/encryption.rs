@@ -1,15 +1,17 @@
 //! Where the master key comes from, the re-encryption worker, and the
 //! instance's signing key.
 //!
-//! The master key is taken from, in order: `PROMPTVAULT_MASTER_KEY` (the
-//! key itself), `PROMPTVAULT_MASTER_KEY_FILE`, `[encryption]
-//! master_key_file`, and otherwise `master.key` in the data directory,
-//! which is made (mode 0600) on the first start of a database without
-//! keys. A key file readable by group or others is refused. The key never
-//! reaches the database: only its fingerprint does, and a start with
-//! another key is refused unless the previous key is given too
-//! (`PROMPTVAULT_PREVIOUS_MASTER_KEY[_FILE]` or `previous_master_key_file`),
-//! in which case the data keys are re-wrapped.
+//! The master key is taken from, first match wins: `PROMPTVAULT_MASTER_KEY`
+//! (the key itself), `PROMPTVAULT_MASTER_KEY_FILE`,
+//! `PROMPTVAULT_MASTER_KEY_KEYRING` (an OS keyring entry), `[encryption]
+//! master_key_file`, `[encryption] master_key_keyring`, and otherwise
+//! `master.key` in the data directory, which is made (mode 0600) on the
+//! first start of a database without keys. A key is never made into the
+//! keyring: an entry that is missing or holds no key stops the start. A key
+//! file readable by group or others is refused. The key never reaches the
+//! database: only its fingerprint does, and a start with another key is
+//! refused unless the previous key is given too (the same sources, named
+//! `previous_master_key…`), in which case the data keys are re-wrapped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
+use crate::os_keyring::{self, KeyringEntry};
+
 /// `[encryption]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -29,8 +33,13 @@ pub struct EncryptionSettings {
     /// The master key file (0600). Default: `master.key` in the data
     /// directory, made on first start.
     pub master_key_file: Option<PathBuf>,
+    /// An OS keyring entry holding the master key, `service/account`; used
+    /// when no key or key file is given.
+    pub master_key_keyring: Option<KeyringEntry>,
     /// The previous master key's file, given once to re-key.
     pub previous_master_key_file: Option<PathBuf>,
+    /// The previous master key's OS keyring entry, `service/account`.
+    pub previous_master_key_keyring: Option<KeyringEntry>,
     /// `classified` (confidential and restricted templates, the default) or
     /// `all`.
     pub scope: SealScope,
@@ -44,7 +53,9 @@ impl Default for EncryptionSettings {
     fn default() -> Self {
         Self {
             master_key_file: None,
+            master_key_keyring: None,
             previous_master_key_file: None,
+            previous_master_key_keyring: None,
             scope: SealScope::Classified,
             reencrypt_batch: 200,
             reencrypt_interval_seconds: 30,
@@ -57,6 +68,7 @@ impl Default for EncryptionSettings {
 pub enum KeySource {
     Env,
     File(PathBuf),
+    Keyring(KeyringEntry),
     /// Made now; written to the path once the store accepted it.
     Generated(PathBuf),
 }
@@ -116,38 +128,68 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<(), String> {
 /// Finds the master key (and the previous one) for `settings`.
 pub fn resolve(settings: &crate::settings::Settings) -> Result<ResolvedKeys, String> {
     let enc = &settings.encryption;
-    let (master, source) = if let Some(v) = env("PROMPTVAULT_MASTER_KEY") {
-        let k = MasterKey::parse(&Zeroizing::new(v)).map_err(|e| format!("PROMPTVAULT_MASTER_KEY: {e}"))?;
-        (k, KeySource::Env)
-    } else if let Some(p) =
-        env("PROMPTVAULT_MASTER_KEY_FILE").map(PathBuf::from).or_else(|| enc.master_key_file.clone())
-    {
-        (read_key_file(&p, "master key file")?, KeySource::File(p))
-    } else {
-        let p = settings.data_dir.join("master.key");
-        if p.exists() {
-            (read_key_file(&p, "master key file")?, KeySource::File(p))
-        } else {
-            (MasterKey::generate(), KeySource::Generated(p))
+    let given = explicit_key(
+        "PROMPTVAULT_MASTER_KEY",
+        enc.master_key_file.as_ref(),
+        enc.master_key_keyring.as_ref(),
+        "master key",
+    )?;
+    let (master, source) = match given {
+        Some(found) => found,
+        None => {
+            let p = settings.data_dir.join("master.key");
+            if p.exists() {
+                (read_key_file(&p, "master key file")?, KeySource::File(p))
+            } else {
+                (MasterKey::generate(), KeySource::Generated(p))
+            }
         }
     };
-    let previous = if let Some(v) = env("PROMPTVAULT_PREVIOUS_MASTER_KEY") {
-        Some(
-            MasterKey::parse(&Zeroizing::new(v))
-                .map_err(|e| format!("PROMPTVAULT_PREVIOUS_MASTER_KEY: {e}"))?,
-        )
-    } else if let Some(p) = env("PROMPTVAULT_PREVIOUS_MASTER_KEY_FILE")
-        .map(PathBuf::from)
-        .or_else(|| enc.previous_master_key_file.clone())
-    {
-        Some(read_key_file(&p, "previous master key file")?)
-    } else {
-        None
-    };
+    let previous = explicit_key(
+        "PROMPTVAULT_PREVIOUS_MASTER_KEY",
+        enc.previous_master_key_file.as_ref(),
+        enc.previous_master_key_keyring.as_ref(),
+        "previous master key",
+    )?
+    .map(|(k, _)| k);
     Ok(ResolvedKeys {
         options: EncryptionOptions { master: Some(master), previous, scope: enc.scope },
         source,
     })
+}
+
+/// A key given explicitly, first match wins: the variable `var` (the key),
+/// `{var}_FILE`, `{var}_KEYRING`, then the configured file and keyring
+/// entry.
+fn explicit_key(
+    var: &str,
+    file: Option<&PathBuf>,
+    keyring: Option<&KeyringEntry>,
+    what: &str,
+) -> Result<Option<(MasterKey, KeySource)>, String> {
+    if let Some(v) = env(var) {
+        let k = MasterKey::parse(&Zeroizing::new(v)).map_err(|e| format!("{var}: {e}"))?;
+        return Ok(Some((k, KeySource::Env)));
+    }
+    let from_file = |p: PathBuf| Ok(Some((read_key_file(&p, &format!("{what} file"))?, KeySource::File(p))));
+    let from_keyring = |entry: KeyringEntry| match os_keyring::read(&entry) {
+        Ok(k) => Ok(Some((k, KeySource::Keyring(entry)))),
+        Err(e) => Err(format!("{what}: {e}")),
+    };
+    if let Some(p) = env(&format!("{var}_FILE")) {
+        return from_file(PathBuf::from(p));
+    }
+    if let Some(v) = env(&format!("{var}_KEYRING")) {
+        let entry = KeyringEntry::parse(v.trim()).map_err(|e| format!("{var}_KEYRING: {e}"))?;
+        return from_keyring(entry);
+    }
+    if let Some(p) = file {
+        return from_file(p.clone());
+    }
+    if let Some(entry) = keyring {
+        return from_keyring(entry.clone());
+    }
+    Ok(None)
 }
 
 /// Writes a generated key before the store sees it (so no database is ever

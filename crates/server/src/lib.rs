@@ -13,6 +13,7 @@ pub mod error;
 pub mod isolation;
 pub mod jwt;
 pub mod observability;
+pub mod os_keyring;
 pub mod password;
 pub mod ratelimit;
 pub mod secret;

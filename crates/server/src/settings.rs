@@ -258,9 +258,9 @@ pub struct Overrides {
 
 /// Environment variables the client uses; the server ignores them.
 ///
-/// The master key variables (`PROMPTVAULT_MASTER_KEY`, `…_FILE` and the
-/// previous key's) are read by [`crate::encryption`] itself, never kept in
-/// the settings.
+/// The master key variables (`PROMPTVAULT_MASTER_KEY`, `…_FILE`,
+/// `…_KEYRING` and the previous key's) are read by [`crate::encryption`]
+/// itself, never kept in the settings.
 const CLIENT_ENV: &[&str] = &[
     "url",
     "token",
@@ -269,8 +269,10 @@ const CLIENT_ENV: &[&str] = &[
     "output",
     "master_key",
     "master_key_file",
+    "master_key_keyring",
     "previous_master_key",
     "previous_master_key_file",
+    "previous_master_key_keyring",
 ];
 
 impl Settings {
@@ -538,7 +540,9 @@ mod tests {
             "burst",
             "[encryption]",
             "master_key_file",
+            "master_key_keyring",
             "previous_master_key_file",
+            "previous_master_key_keyring",
             "scope",
             "reencrypt_batch",
             "reencrypt_interval_seconds",
@@ -610,6 +614,27 @@ mod tests {
             toml::from_str("[deployment_rules.restricted]\ndeployments = [\"electron_local\"]").unwrap();
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("deployment_rules.restricted.deployments"), "{err}");
+    }
+
+    #[test]
+    fn keyring_entries_are_read_as_service_slash_account() {
+        let s: Settings = toml::from_str(
+            "[encryption]\nmaster_key_keyring = \"promptvault/master\"\n\
+             previous_master_key_keyring = \"promptvault/master-old\"",
+        )
+        .expect("parses");
+        let entry = s.encryption.master_key_keyring.expect("set");
+        assert_eq!((entry.service(), entry.account()), ("promptvault", "master"));
+        assert_eq!(
+            s.encryption.previous_master_key_keyring.expect("set").to_string(),
+            "promptvault/master-old"
+        );
+        assert!(Settings::default().encryption.master_key_keyring.is_none(), "no keyring unless configured");
+        let err =
+            toml::from_str::<Settings>("[encryption]\nmaster_key_keyring = \"promptvault\"").unwrap_err();
+        assert!(err.to_string().contains("expected service/account"), "{err}");
+        let err = toml::from_str::<Settings>("[encryption]\nmaster_keyring = \"a/b\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
     }
 
     #[test]

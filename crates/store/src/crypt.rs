@@ -585,7 +585,7 @@ pub(crate) fn plan_open(options: &EncryptionOptions, state: Option<&StoredState>
             None => Ok(OpenPlan::Plain),
             Some(s) => Err(StoreError::Setup(format!(
                 "the database's content is encrypted under master key {}, and no master key is configured \
-                 (set master_key_file, PROMPTVAULT_MASTER_KEY or PROMPTVAULT_MASTER_KEY_FILE)",
+                 (set master_key_file, master_key_keyring or PROMPTVAULT_MASTER_KEY[_FILE|_KEYRING])",
                 s.fingerprint
             ))),
         };
@@ -615,7 +615,7 @@ pub(crate) fn plan_open(options: &EncryptionOptions, state: Option<&StoredState>
         None => Err(StoreError::Setup(format!(
             "the master key given ({}) is not the one the database's keys are wrapped with ({}); \
              start with that key, or re-key by giving it as the previous master key \
-             (previous_master_key_file or PROMPTVAULT_PREVIOUS_MASTER_KEY_FILE)",
+             (previous_master_key_file, previous_master_key_keyring or PROMPTVAULT_PREVIOUS_MASTER_KEY[_FILE|_KEYRING])",
             master.fingerprint(),
             state.fingerprint
         ))),

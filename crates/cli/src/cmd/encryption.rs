@@ -1,8 +1,10 @@
-//! `encryption status`, `rotate`, `generate-key`, `rekey`.
+//! `encryption status`, `rotate`, `generate-key`, `rekey`, `keyring store |
+//! delete`.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use promptvault_server::os_keyring::{self, KeyringEntry, KeyringError, Overwrite};
 use promptvault_server::settings::{Overrides, Settings};
 use promptvault_store::MasterKey;
 use serde_json::json;
@@ -39,6 +41,34 @@ pub enum EncryptionCommand {
         /// sqlite://PATH or postgres://…
         #[arg(long, hide_env_values = true)]
         database_url: Option<String>,
+    },
+    /// Keep a master key in the OS keyring (the kernel keyring on Linux,
+    /// the keychain on macOS, the Credential Manager on Windows), for
+    /// `master_key_keyring` or PROMPTVAULT_MASTER_KEY_KEYRING.
+    #[command(subcommand)]
+    Keyring(KeyringCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyringCommand {
+    /// Store the key of a file, or a new random one, in an entry; prints its
+    /// fingerprint. Never overwrites an entry unless told to.
+    Store {
+        /// The entry, `service/account`.
+        #[arg(long, value_name = "SERVICE/ACCOUNT")]
+        entry: KeyringEntry,
+        /// The key file to store (mode 0600); default: a new random key.
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// Overwrite an existing entry.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove an entry (the key is gone unless you kept a copy).
+    Delete {
+        /// The entry, `service/account`.
+        #[arg(long, value_name = "SERVICE/ACCOUNT")]
+        entry: KeyringEntry,
     },
 }
 
@@ -87,6 +117,7 @@ pub async fn run(client: impl FnOnce() -> Result<Client>, out: Out, c: Encryptio
             });
             Ok(())
         }
+        EncryptionCommand::Keyring(c) => keyring(out, c),
         EncryptionCommand::Rekey { new_key_file, config, data_dir, database_url } => {
             let new = promptvault_server::encryption::read_key_file(&new_key_file, "new master key file")
                 .map_err(CliError::invalid)?;
@@ -108,4 +139,47 @@ pub async fn run(client: impl FnOnce() -> Result<Client>, out: Out, c: Encryptio
             Ok(())
         }
     }
+}
+
+fn keyring(out: Out, c: KeyringCommand) -> Result<()> {
+    match c {
+        KeyringCommand::Store { entry, from_file, replace } => {
+            let key = match &from_file {
+                Some(path) => promptvault_server::encryption::read_key_file(path, "master key file")
+                    .map_err(CliError::invalid)?,
+                None => MasterKey::generate(),
+            };
+            let overwrite = if replace { Overwrite::Replace } else { Overwrite::Refuse };
+            os_keyring::store(&entry, &key, overwrite).map_err(keyring_error)?;
+            let fingerprint = key.fingerprint();
+            out.show(
+                &json!({"entry": entry.to_string(), "fingerprint": fingerprint, "generated": from_file.is_none()}),
+                |_| println!("stored master key {fingerprint} in the OS keyring entry {entry}"),
+            );
+            if from_file.is_none() {
+                out.warn(
+                    "this key exists only in the OS keyring (on Linux, until the next reboot): keep a copy \
+                     elsewhere, or store one made with `generate-key --out FILE` instead",
+                );
+            }
+            Ok(())
+        }
+        KeyringCommand::Delete { entry } => {
+            os_keyring::delete(&entry).map_err(keyring_error)?;
+            out.show(&json!({"entry": entry.to_string(), "deleted": true}), |_| {
+                println!("deleted the OS keyring entry {entry}");
+            });
+            Ok(())
+        }
+    }
+}
+
+fn keyring_error(e: KeyringError) -> CliError {
+    let code = match e {
+        KeyringError::Missing(_) => exit::NOT_FOUND,
+        KeyringError::Exists(_) => exit::CONFLICT,
+        KeyringError::NotAKey(..) => exit::INVALID,
+        KeyringError::Unavailable(..) => exit::FAILURE,
+    };
+    CliError::new(code, e.to_string())
 }

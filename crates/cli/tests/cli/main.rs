@@ -7,6 +7,7 @@ mod catalog;
 mod encryption;
 mod governance;
 mod identity;
+mod keyring;
 mod misc;
 mod render;
 mod serve;
@@ -30,6 +31,10 @@ fn main() {
         misc::refusals_map_to_exit_codes,
         misc::offline_verbs_print_documents,
         encryption::encryption_keys_from_the_command_line,
+        keyring::keyring_key_serves_and_survives_a_restart,
+        keyring::keyring_entry_with_another_key_is_refused,
+        keyring::missing_or_unusable_keyring_entries_stop_the_start,
+        keyring::rekeying_from_a_keyring_entry,
         misc::answers_that_are_not_the_api_are_one_line_errors,
         misc::a_closed_stdout_ends_quietly,
         serve::rotation_killed_mid_way_resumes_and_loses_nothing,

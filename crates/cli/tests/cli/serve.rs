@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use crate::support::Db;
 
-const ADMIN: &str = "serve-test-admin-token-0123456789abcdef";
+pub const ADMIN: &str = "serve-test-admin-token-0123456789abcdef";
 
 /// Kills the server if the test fails before stopping it.
-struct Reap(Option<std::process::Child>);
+pub struct Reap(pub Option<std::process::Child>);
 
 impl Drop for Reap {
     fn drop(&mut self) {
@@ -39,7 +39,7 @@ fn listening_on(stderr: &mut impl BufRead) -> String {
 
 /// Starts `cmd` (a `serve` with stderr piped) and waits until it says where
 /// it listens: the reaper, the process id and the address.
-async fn spawn_serve(cmd: &mut Command) -> (Reap, u32, String) {
+pub async fn spawn_serve(cmd: &mut Command) -> (Reap, u32, String) {
     let mut reap = Reap(Some(cmd.spawn().expect("start promptvault serve")));
     let pid = reap.0.as_ref().map(std::process::Child::id).unwrap_or_default();
     let mut stderr = BufReader::new(reap.0.as_mut().and_then(|c| c.stderr.take()).expect("stderr"));
