@@ -27,18 +27,10 @@ pub fn run(memory_limit_mb: u64) -> ExitCode {
     let mut output = BufWriter::new(io::stdout().lock());
     let mut cache: HashMap<[u8; 32], Arc<CompiledTemplate>> = HashMap::new();
     loop {
-        let request = match read_frame(&mut input) {
-            Ok(Some(f)) => f,
+        let (request, spec) = match read_frame(&mut input).and_then(|r| Ok((r, read_frame(&mut input)?))) {
+            Ok((Some(request), Some(spec))) => (request, spec),
             // The server closed the pipe: it stopped or let this worker go.
-            Ok(None) => return ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("promptvault render-worker: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let spec = match read_frame(&mut input) {
-            Ok(Some(f)) => f,
-            Ok(None) => return ExitCode::SUCCESS,
+            Ok(_) => return ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("promptvault render-worker: {e}");
                 return ExitCode::FAILURE;
