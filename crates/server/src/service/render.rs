@@ -60,21 +60,33 @@ impl Registry {
         let class = resolved.0.security_classification;
         let schema = &resolved.1.content.parameter_schema;
         let mut parameters = req.parameters;
-        let mut input_warnings = self.check_render_inputs(schema, class, &mut parameters)?;
+        let mut input_warnings = match self.check_render_inputs(schema, class, &mut parameters) {
+            Ok(w) => w,
+            Err(e) => return Err(self.refused(who, name, e).await),
+        };
         // Placeholders (e.g. the chat history) come from the caller too; no
         // parameter annotates them, so the classification's default applies.
         let mut placeholders = Value::Object(req.placeholders);
-        input_warnings.extend(self.check_render_inputs(
+        match self.check_render_inputs(
             &promptvault_core::ParameterSchema::default(),
             class,
             &mut placeholders,
-        )?);
+        ) {
+            Ok(w) => input_warnings.extend(w),
+            Err(e) => return Err(self.refused(who, name, e).await),
+        }
         let placeholders = match placeholders {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        let mut rendered = self.engine.render(compiled, parameters, placeholders).await?;
-        self.filter_output(resolved.0.access.output_filters.as_deref(), class, &mut rendered)?;
+        let mut rendered = match self.engine.render(compiled, parameters, placeholders).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.refused(who, name, e).await),
+        };
+        if let Err(e) = self.filter_output(resolved.0.access.output_filters.as_deref(), class, &mut rendered)
+        {
+            return Err(self.refused(who, name, e).await);
+        }
         rendered.warnings.extend(input_warnings);
         if status == promptvault_core::VersionStatus::Deprecated {
             let d = resolved.1.deprecation.as_ref();
@@ -118,6 +130,29 @@ impl Registry {
         )
         .await;
         Ok(RenderOutcome { prompt_id, resolved, rendered })
+    }
+
+    /// A render refused by the content policy, or stopped by its worker's
+    /// memory cap or time limit, is a security event: it is audited (failed
+    /// `template.execute`, with the reason) before the error is returned.
+    /// Other render errors (a missing parameter, a template error) are the
+    /// caller's mistakes and are not.
+    async fn refused(&self, who: &Principal, name: &TemplateName, e: ServiceError) -> ServiceError {
+        let audited = match &e {
+            ServiceError::Invalid { code, .. } => {
+                matches!(*code, "sensitive_parameter" | "injected_parameter" | "output_blocked")
+            }
+            ServiceError::Render(r) => matches!(
+                r,
+                promptvault_core::render::RenderError::TimedOut { .. }
+                    | promptvault_core::render::RenderError::MemoryExceeded { .. }
+            ),
+            _ => false,
+        };
+        if audited {
+            self.audit_failed(who, "template.execute", Resource::Template, name.as_str(), &e).await;
+        }
+        e
     }
 
     /// The compiled template for a version, with its includes resolved now.

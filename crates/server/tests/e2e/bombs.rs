@@ -188,6 +188,14 @@ pub async fn renders_past_the_memory_cap_are_stopped(db: Db) {
         let ok = s.post("templates/ok/after/render", &json!({"label": "latest"})).await;
         assert_eq!(ok.ok(200)["text"], "still 2", "{}", ok.body);
     }
+    // Stopped renders are security events: audited as failed executes.
+    let ev = s.get("/api/v1/audit/events?action=template.execute&limit=100").await;
+    let items = ev.ok(200)["items"].as_array().unwrap().clone();
+    let stopped = items.iter().find(|e| e["resource"] == "mem/tojson" && e["outcome"] == "failed");
+    assert!(
+        stopped.expect("audited")["reason"].as_str().unwrap().contains("more than 128 MiB"),
+        "{items:#?}"
+    );
     // The same list, only measured, stays lazy and within every limit.
     let r = render_new(&s, "mem/length", &format!("{grow}{{{{ ns.l | length }}}}")).await;
     assert_eq!(r.ok(200)["text"], "102400000", "{}", r.body);

@@ -181,6 +181,13 @@ pub async fn render_inputs_are_allowed_redacted_or_refused(db: Db) {
     let detail = r.body["detail"].as_str().unwrap();
     assert!(detail.contains("`c`") && detail.contains("credential"), "{detail}");
     assert!(!r.body.to_string().contains(KEY_TAIL));
+    // The refusal is audited (a failed execute with the reason), without the value.
+    let ev = s.get("/api/v1/audit/events?action=template.execute&limit=100").await;
+    let items = ev.ok(200)["items"].as_array().unwrap().clone();
+    let refusal = items.iter().find(|e| e["resource"] == "in/t" && e["outcome"] == "failed");
+    let reason = refusal.expect("the refused render is audited")["reason"].as_str().unwrap();
+    assert!(reason.contains("sensitive data (credential)"), "{reason}");
+    assert!(!ev.body.to_string().contains(KEY_TAIL));
 
     // Public templates redact by default.
     s.post(
@@ -259,6 +266,11 @@ pub async fn output_filters_redact_block_or_pass(db: Db) {
     r.problem(422, "output_blocked");
     assert!(r.body["detail"].as_str().unwrap().contains("email"));
     assert!(!r.body.to_string().contains("ada@example.com"));
+    let ev = s.get("/api/v1/audit/events?action=template.execute&limit=100").await;
+    let items = ev.ok(200)["items"].as_array().unwrap().clone();
+    let blocked = items.iter().find(|e| e["resource"] == "out/block" && e["outcome"] == "failed");
+    assert!(blocked.expect("the blocked output is audited")["reason"].as_str().unwrap().contains("email"));
+    assert!(!ev.body.to_string().contains("ada@example.com"));
     render("out%2Fblock", "Ada").await.ok(200);
     assert_eq!(render("out%2Fpass", "ada@example.com").await.ok(200)["text"], "Contact ada@example.com.");
     // The override shows on the template and is checked by name.
