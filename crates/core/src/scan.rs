@@ -46,25 +46,9 @@ pub const SYSTEM_PARAMETER_ANNOTATION: &str = "x-promptvault-system";
 /// finding says more were left out.
 pub const MAX_FINDINGS: usize = 200;
 
-/// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Error => "error",
-        }
-    }
-}
+/// How serious a finding is: the compliance checks' severity, which a
+/// `content_scan` check compares its findings with.
+pub use crate::compliance::Severity;
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]

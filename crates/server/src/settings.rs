@@ -617,6 +617,31 @@ mod tests {
     }
 
     #[test]
+    fn render_isolation_settings_are_checked() {
+        let s: Settings = toml::from_str("[render]\nmemory_limit_mb = 64").unwrap();
+        assert!(
+            s.validate().unwrap_err().to_string().contains("render.memory_limit_mb must be at least 128")
+        );
+        let s: Settings = toml::from_str("[render]\ntimeout_ms = 0").unwrap();
+        assert!(s.validate().unwrap_err().to_string().contains("render.timeout_ms positive"));
+        let err = toml::from_str::<Settings>("[render]\nisolation = \"thread\"").unwrap_err().to_string();
+        assert!(err.contains("process") && err.contains("none"), "{err}");
+        // Workers: this program by default, at least two; none without isolation.
+        let w = Settings::default().render_workers().unwrap().expect("process isolation by default");
+        assert_eq!(w.args, ["render-worker"]);
+        assert!(w.workers >= 2);
+        let s: Settings = toml::from_str("[render]\nisolation = \"none\"").unwrap();
+        assert!(s.render_workers().unwrap().is_none());
+        let s: Settings =
+            toml::from_str("[render]\nworker_command = [\"/opt/w\", \"go\"]\nworkers = 3").unwrap();
+        let w = s.render_workers().unwrap().unwrap();
+        assert_eq!(
+            (w.program.to_str(), w.args.as_slice(), w.workers),
+            (Some("/opt/w"), &["go".to_owned()][..], 3)
+        );
+    }
+
+    #[test]
     fn keyring_entries_are_read_as_service_slash_account() {
         let s: Settings = toml::from_str(
             "[encryption]\nmaster_key_keyring = \"promptvault/master\"\n\

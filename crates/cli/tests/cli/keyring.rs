@@ -9,14 +9,14 @@
 //! it ends, passed or not.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use promptvault_server::os_keyring::{self, KeyringEntry};
 use promptvault_store::MasterKey;
 use promptvault_testkit::Kind;
 use serde_json::{Value, json};
 
-use crate::serve::{ADMIN, Reap, spawn_serve};
+use crate::serve::{ADMIN, Reap, serve_command, spawn_serve};
 use crate::support::{Call, Db, Run};
 
 /// An entry of a service only this test uses, deleted when dropped.
@@ -38,24 +38,6 @@ impl Drop for TestEntry {
         // Already gone when the test deleted it itself.
         let _ = os_keyring::delete(&self.0);
     }
-}
-
-/// A `serve` on 127.0.0.1:0 with `data` as its data directory and this
-/// test's database, stderr piped; `envs` added.
-fn serve_command(db: &Db, data: &Path, envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
-    cmd.env_clear()
-        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
-        .env("PROMPTVAULT_LOG__LEVEL", "warn")
-        .envs(envs.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if db.kind == Kind::Postgres {
-        cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
-            .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
-    }
-    cmd
 }
 
 /// The same `serve`, run to its end: for starts that must fail.

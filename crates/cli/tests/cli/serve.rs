@@ -54,6 +54,24 @@ pub async fn spawn_serve(cmd: &mut Command) -> (Reap, u32, String) {
     (reap, pid, addr)
 }
 
+/// A `serve` on 127.0.0.1:0 with `data` as its data directory and this
+/// test's database, stderr piped; `envs` added.
+pub fn serve_command(db: &Db, data: &std::path::Path, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
+    cmd.env_clear()
+        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
+        .env("PROMPTVAULT_LOG__LEVEL", "warn")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if db.kind == Kind::Postgres {
+        cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
+            .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
+    }
+    cmd
+}
+
 pub async fn serve_layers_settings_and_stops_gracefully(db: Db) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data = db.dir.path().join("served");
@@ -157,19 +175,8 @@ pub async fn jwt_settings_from_the_environment_are_checked_at_start(db: Db) {
 pub async fn rotation_killed_mid_way_resumes_and_loses_nothing(db: Db) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data = db.dir.path().join("rotating");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
-    cmd.env_clear()
-        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
-        .env("PROMPTVAULT_LOG__LEVEL", "warn")
-        // One row per transaction, so the kill lands between many of them.
-        .env("PROMPTVAULT_ENCRYPTION__REENCRYPT_BATCH", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if db.kind == Kind::Postgres {
-        cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
-            .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
-    }
+    // One row per transaction, so the kill lands between many of them.
+    let mut cmd = serve_command(&db, &data, &[("PROMPTVAULT_ENCRYPTION__REENCRYPT_BATCH", "1")]);
     let (mut reap, pid, addr) = spawn_serve(&mut cmd).await;
     let http = reqwest::Client::new();
     let call = |base: String, method: reqwest::Method, path: &str, body: Option<Value>| {
@@ -345,19 +352,8 @@ pub async fn self_signed_pair_serves_https_and_plain_http_beyond_loopback_is_ref
     assert!(status.success(), "serve exited with {status}");
 
     // HTTPS with the pair, from the environment.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptvault"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
-    cmd.env_clear()
-        .env("PROMPTVAULT_ADMIN_TOKEN", ADMIN)
-        .env("PROMPTVAULT_LOG__LEVEL", "warn")
-        .env("PROMPTVAULT_TLS__CERT_FILE", &cert)
-        .env("PROMPTVAULT_TLS__KEY_FILE", &key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if db.kind == Kind::Postgres {
-        cmd.env("PROMPTVAULT_DATABASE_URL", &db.options.url)
-            .env("PROMPTVAULT_PG_SCHEMA", &db.options.pg_schema);
-    }
+    let mut cmd = serve_command(&db, &data, &[]);
+    cmd.env("PROMPTVAULT_TLS__CERT_FILE", &cert).env("PROMPTVAULT_TLS__KEY_FILE", &key);
     let (mut reap, pid, addr) = spawn_serve(&mut cmd).await;
     assert!(addr.starts_with("https://127.0.0.1:"), "{addr}");
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).expect("cert");

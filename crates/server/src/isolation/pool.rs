@@ -42,6 +42,7 @@ pub struct Pool {
 
 /// One render waiting for an answer.
 struct Job {
+    digest: [u8; 32],
     prepared: Arc<Prepared>,
     request: Vec<u8>,
     timeout: Duration,
@@ -49,13 +50,6 @@ struct Job {
 }
 
 impl Job {
-    fn digest(&self) -> Option<[u8; 32]> {
-        match &*self.prepared {
-            Prepared::Remote { digest, .. } => Some(*digest),
-            Prepared::Local(_) => None,
-        }
-    }
-
     fn spec(&self) -> &[u8] {
         match &*self.prepared {
             Prepared::Remote { spec, .. } => spec,
@@ -140,14 +134,14 @@ impl Pool {
         placeholders: Map<String, Value>,
         timeout: Duration,
     ) -> Result<Rendered, ServiceError> {
-        let Prepared::Remote { digest, .. } = &*prepared else {
+        let Prepared::Remote { digest, .. } = *prepared else {
             return Err(ServiceError::Internal("a compiled template reached the worker pool".into()));
         };
         let request = serde_json::to_vec(&Request { digest: hex::encode(digest), parameters, placeholders })
             .map_err(|e| ServiceError::Internal(format!("render request: {e}")))?;
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { prepared, request, timeout, reply })
+            .send(Job { digest, prepared, request, timeout, reply })
             .await
             .map_err(|_| ServiceError::Unavailable("the render workers have stopped".into()))?;
         answer.await.map_err(|_| ServiceError::Unavailable("the render workers have stopped".into()))?
@@ -211,8 +205,7 @@ async fn run_batch(w: &mut Worker, batch: Vec<Job>) -> Result<Vec<Job>, (Job, Fa
     let mut out = Vec::new();
     let mut jobs = VecDeque::with_capacity(batch.len());
     for job in batch {
-        let digest = job.digest().unwrap_or_default();
-        let with_spec = !w.known.contains(&digest);
+        let with_spec = !w.known.contains(&job.digest);
         if let Err(f) = push_request(&mut out, &job.request, if with_spec { job.spec() } else { &[] }) {
             job.answer(Err(ServiceError::Internal(fault_text(&f))));
             continue;
@@ -221,7 +214,7 @@ async fn run_batch(w: &mut Worker, batch: Vec<Job>) -> Result<Vec<Job>, (Job, Fa
             if w.known.len() >= CACHE_ENTRIES {
                 w.known.clear();
             }
-            w.known.insert(digest);
+            w.known.insert(job.digest);
         }
         jobs.push_back(job);
     }
@@ -236,9 +229,7 @@ async fn run_batch(w: &mut Worker, batch: Vec<Job>) -> Result<Vec<Job>, (Job, Fa
             Ok(Response::Rendered(r)) => job.answer(Ok(r)),
             Ok(Response::Failed(e)) => job.answer(Err(e.into())),
             Ok(Response::NeedSpec) => {
-                if let Some(d) = job.digest() {
-                    w.known.remove(&d);
-                }
+                w.known.remove(&job.digest);
                 again.push(job);
             }
             Err(fault) => return Err((job, fault, jobs.into())),

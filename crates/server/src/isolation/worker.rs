@@ -86,13 +86,13 @@ fn handle(request: &[u8], spec: &[u8], cache: &mut HashMap<[u8; 32], Arc<Compile
     }
 }
 
-pub(super) fn parse_digest(hex_digest: &str) -> Option<[u8; 32]> {
+fn parse_digest(hex_digest: &str) -> Option<[u8; 32]> {
     let bytes = hex::decode(hex_digest).ok()?;
     bytes.try_into().ok()
 }
 
 /// Reads one frame; `None` at a clean end of input.
-pub(super) fn read_frame(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+fn read_frame(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
